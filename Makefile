@@ -1,0 +1,22 @@
+# The few commands people need. `make run` and `make test` set everything up on Debian/Ubuntu.
+.PHONY: run test setup lint bench clean
+
+run:
+	scripts/setup.sh run
+	.venv/bin/gridmap demo --if-empty
+	.venv/bin/gridmap serve
+
+test:
+	scripts/setup.sh test
+	.venv/bin/ruff check gridmap tests bench
+	.venv/bin/python -m pytest
+
+lint:
+	.venv/bin/ruff check gridmap tests bench
+	.venv/bin/ruff format --check gridmap tests bench
+
+bench:
+	.venv/bin/python bench/bench_boundaries.py
+
+clean:
+	rm -rf .venv instance build test-artifacts

@@ -1,0 +1,185 @@
+"""The `gridmap` command: parse options, call the core, print. The only module that imports click."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from gridmap import boundaries
+from gridmap.config import Settings, setting_help
+from gridmap.errors import GridmapError
+from gridmap.store import Store
+
+LEVEL_CHOICE = click.Choice(boundaries.IMPORT_LEVELS)
+
+
+class _Group(click.Group):
+    """The one place command failures become a message and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GridmapError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+
+
+db_option = click.option(
+    "--db", "database_url", envvar="GRIDMAP_DATABASE_URL", metavar="URL", help=setting_help("database_url")
+)
+
+
+def with_store(command):
+    """Add `--db URL` to a command and hand it an open Store."""
+
+    @click.option(
+        "--db", "database_url", envvar="GRIDMAP_DATABASE_URL", metavar="URL", help=setting_help("database_url")
+    )
+    @functools.wraps(command)
+    def wrapper(*args, database_url: str | None, **kwargs):
+        settings = Settings.from_env(database_url=database_url)
+        store = Store.open(settings)
+        try:
+            return command(*args, store=store, settings=settings, **kwargs)
+        finally:
+            store.close()
+
+    return wrapper
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gridmap")
+def main() -> None:
+    """gridmap (网格地图): grid boundaries, incident location and maps for community grid governance."""
+
+
+@main.command("init-db")
+@with_store
+def init_db(store: Store, settings: Settings) -> None:
+    """Create or upgrade the database schema (safe to run again)."""
+    click.echo(f"schema at revision {store.schema_revision()} on {store.describe()}")
+
+
+@main.command("load-boundaries")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--level", type=LEVEL_CHOICE, required=True, help="Which level the file holds.")
+@click.option("--edition", help="Edition to load into (default: the current one; a new name makes a draft).")
+@click.option("--code-field", default="code", show_default=True, help="Field with each area's code.")
+@click.option("--name-field", default="name", show_default=True, help="Field with each area's name.")
+@click.option(
+    "--parent-field", default="parent_code", show_default=True, help="Field with the parent's code (empty: top level)."
+)
+@click.option("--crs", help="CRS of the file's coordinates when it has none or a wrong one (e.g. EPSG:4490).")
+@click.option("--fix-invalid", is_flag=True, help="Repair invalid polygons and report each change.")
+@click.option("--commit", is_flag=True, help="Write to the database (without it: only say what would happen).")
+@with_store
+def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, **options) -> None:
+    """Import street, community or grid boundaries from GeoJSON, Shapefile, GeoPackage or KML."""
+    plan = boundaries.plan_import(store, file, **options)
+    for line in plan.summary():
+        click.echo(line)
+    if not commit:
+        click.echo("dry run: nothing written (add --commit to write)")
+        return
+    written = boundaries.commit_import(store, plan)
+    click.echo(f"written: {written} {plan.level} areas into edition {plan.edition!r}")
+
+
+@main.command("export-boundaries")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--level", type=click.Choice(("street", "community", "grid", "district")), required=True)
+@click.option("--edition", help="Edition to export (default: the current one).")
+@click.option(
+    "--format", "fmt", type=click.Choice(tuple(boundaries.EXPORT_FORMATS)), help="Default: from OUT's suffix."
+)
+@with_store
+def export_boundaries(
+    store: Store, settings: Settings, out: Path, level: str, edition: str | None, fmt: str | None
+) -> None:
+    """Write one level of an edition to GeoJSON, GeoPackage or Shapefile."""
+    count = boundaries.export_boundaries(store, out, level=level, edition=edition, fmt=fmt)
+    click.echo(f"wrote {count} {level} areas to {out}")
+
+
+@main.command("editions")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_store
+def editions(store: Store, settings: Settings, as_json: bool) -> None:
+    """List the boundary editions with their status and validity."""
+    rows = [{**e.to_dict(), "areas": store.area_counts(e.name)} for e in store.list_editions()]
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no editions yet: load boundaries or run `gridmap demo`")
+    for row in rows:
+        counts = ", ".join(f"{n} {level}s" for level, n in row["areas"].items() if n)
+        validity = f"{row['valid_from'] or '…'} – {row['valid_to'] or '…'}"
+        click.echo(f"{row['name']:<20} {row['status']:<8} {validity:<25} {counts or 'empty'}")
+
+
+def _date(_ctx, _param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-01-31") from exc
+
+
+@main.command("activate")
+@click.argument("edition")
+@click.option("--valid-from", callback=_date, help="First day the edition is valid (default: today).")
+@with_store
+def activate(store: Store, settings: Settings, edition: str, valid_from: dt.date | None) -> None:
+    """Make an edition current; the previous current edition is retired."""
+    activated = store.activate_edition(edition, valid_from=valid_from)
+    click.echo(f"edition {activated.name!r} is current from {activated.valid_from}")
+
+
+@main.command("retire")
+@click.argument("edition")
+@with_store
+def retire(store: Store, settings: Settings, edition: str) -> None:
+    """Retire an edition: lookups stop using it."""
+    retired = store.retire_edition(edition)
+    click.echo(f"edition {retired.name!r} retired on {retired.valid_to}")
+
+
+@main.command("demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has an edition.")
+@with_store
+def demo(store: Store, settings: Settings, if_empty: bool) -> None:
+    """Load the generated demo district (12 streets, 175 communities, 1,464 grids) and make it current."""
+    from gridmap.demo import demo_boundary_dir
+
+    if if_empty and store.list_editions():
+        click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
+        return
+    counts = boundaries.load_demo(store, demo_boundary_dir())
+    click.echo("loaded the demo district: " + ", ".join(f"{n} {level}s" for level, n in counts.items()))
+
+
+@main.command("serve")
+@click.option("--host", help=setting_help("host") + " [default: 127.0.0.1]")
+@click.option("--port", type=int, help=setting_help("port") + " [default: 5000]")
+@db_option
+def serve(host: str | None, port: int | None, database_url: str | None) -> None:
+    """Serve the web pages and API on a production WSGI server (waitress)."""
+    import waitress
+
+    from gridmap.web import create_app
+
+    settings = Settings.from_env(host=host, port=port, database_url=database_url)
+    app = create_app(settings)
+    click.echo(f"gridmap on http://{settings.host}:{settings.port} ({app.extensions['gridmap'].store.describe()})")
+    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="gridmap")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

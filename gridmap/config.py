@@ -1,0 +1,84 @@
+"""Every setting gridmap has, declared once with its default and help text.
+
+Settings are plain values; nothing is read at import time. `Settings.from_env()` is called at the edges
+(the CLI and `create_app`) so tests and scripts can build a `Settings` by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_DB_PATH = PROJECT_DIR / "instance" / "gridmap.sqlite"
+
+
+def _setting(default, env: str, help: str):
+    return field(default=default, metadata={"env": env, "help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Configuration for one gridmap process."""
+
+    database_url: str = _setting(
+        f"sqlite:///{DEFAULT_DB_PATH}",
+        "GRIDMAP_DATABASE_URL",
+        "Database URL: sqlite:///PATH for embedded SpatiaLite (default instance/gridmap.sqlite), "
+        "postgresql+psycopg://USER:PASSWORD@HOST/DB for PostGIS.",
+    )
+    spatialite_library: str = _setting(
+        "mod_spatialite",
+        "SPATIALITE_LIBRARY_PATH",
+        "Name or path of the SpatiaLite extension to load into SQLite.",
+    )
+    host: str = _setting("127.0.0.1", "GRIDMAP_HOST", "Address `gridmap serve` listens on.")
+    port: int = _setting(5000, "GRIDMAP_PORT", "Port `gridmap serve` listens on.")
+    threads: int = _setting(8, "GRIDMAP_THREADS", "Worker threads of the WSGI server.")
+    secret_key: str = _setting(
+        "",
+        "GRIDMAP_SECRET_KEY",
+        "Key that signs session cookies; when empty a random key is made per process.",
+    )
+    households_min: int = _setting(
+        300, "GRIDMAP_HOUSEHOLDS_MIN", "Lowest households per grid before the audit flags it."
+    )
+    households_max: int = _setting(
+        500, "GRIDMAP_HOUSEHOLDS_MAX", "Highest households per grid before the audit flags it."
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:
+        """Build settings from environment variables, then apply explicit overrides (e.g. CLI options)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw not in (None, ""):
+                values[f.name] = int(raw) if f.type == "int" else raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides) -> Settings:
+        """Return a copy with the given non-None values replaced."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def describe_settings() -> list[tuple[str, str, object, str]]:
+    """List (name, env var, default, help) for every setting, for docs and `--help`."""
+    return [(f.name, f.metadata["env"], f.default, f.metadata["help"]) for f in fields(Settings)]
+
+
+def setting_help(name: str) -> str:
+    """Return the help text of one setting."""
+    return next(f.metadata["help"] for f in fields(Settings) if f.name == name)
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z0-9+.-]+://[^:/@]*:)(?P<password>[^@]*)(?P<tail>@)", re.I)
+
+
+def redact_url(url: str) -> str:
+    """Hide the password of a database URL so it can be printed."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m['head']}***{m['tail']}", url)

@@ -1,0 +1,51 @@
+"""Errors that carry an HTTP status and a message that is safe to show a user."""
+
+from __future__ import annotations
+
+
+class GridmapError(Exception):
+    """A failure the user can act on; `status` maps it to HTTP, `message` is safe to show."""
+
+    status = 500
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class InvalidInput(GridmapError):
+    """The caller sent something malformed: a bad file, a bad number, a bad geometry."""
+
+    status = 400
+
+
+class NotFound(GridmapError):
+    """The thing asked for does not exist (or the caller may not know it exists)."""
+
+    status = 404
+
+
+class Conflict(GridmapError):
+    """The request is well-formed but clashes with the current state (stale version, wrong status)."""
+
+    status = 409
+
+
+class Forbidden(GridmapError):
+    """The caller is known but may not do this."""
+
+    status = 403
+
+
+class Unauthorized(GridmapError):
+    """The caller has not said who they are."""
+
+    status = 401
+
+
+class ConfigError(GridmapError):
+    """A setting is missing or wrong (bad database URL, missing SpatiaLite)."""
+
+    status = 500

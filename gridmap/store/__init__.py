@@ -1,0 +1,441 @@
+"""Storage: the only module that speaks SQL (SQLAlchemy 2 + GeoAlchemy2).
+
+Two backends, one behaviour: embedded SpatiaLite (SQLite + mod_spatialite, loaded through sqlean-py so it
+works on Pythons whose sqlite3 cannot load extensions) and PostGIS. Callers get plain values, dataclasses
+and GeoDataFrames; nothing above this package builds SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from geoalchemy2.shape import from_shape
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from gridmap.config import Settings, redact_url
+from gridmap.errors import ConfigError, Conflict, InvalidInput, NotFound
+
+from . import tables as t
+
+EDITION_STATUSES = ("draft", "current", "retired")
+LEVELS = ("district", "street", "community", "grid")
+AREA_FIELDS = ("code", "name", "level", "parent_code", "kind", "households", "population", "staff")
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A versioned set of boundaries."""
+
+    name: str
+    status: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    created_at: dt.datetime
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+        }
+
+
+@dataclass(frozen=True)
+class AreaRecord:
+    """One area ready to be written: attributes plus a (Multi)Polygon in EPSG:4326."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geometry: shapely.Geometry
+    kind: str | None = None
+    households: int | None = None
+    population: int | None = None
+    staff: int | None = None
+
+
+def _load_spatialite(library: str):
+    def on_connect(dbapi_connection, _record) -> None:
+        try:
+            dbapi_connection.enable_load_extension(True)
+            dbapi_connection.load_extension(library)
+        except Exception as exc:  # the driver raises its own OperationalError class
+            raise ConfigError(
+                f"cannot load the SpatiaLite extension {library!r} ({exc}); "
+                "on Debian/Ubuntu: apt-get install libsqlite3-mod-spatialite"
+            ) from exc
+        finally:
+            dbapi_connection.enable_load_extension(False)
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        # The web server runs several threads on one file: wait for a writer instead of failing at once.
+        dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+        if dbapi_connection.execute("SELECT CheckSpatialMetaData()").fetchone()[0] == 0:
+            # InitSpatialMetaData(1) builds the metadata in one transaction: ~0.2 s instead of ~5 s.
+            dbapi_connection.execute("SELECT InitSpatialMetaData(1)")
+
+    return on_connect
+
+
+class Store:
+    """A connection to one gridmap database (SpatiaLite or PostGIS)."""
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.backend = "postgis" if engine.dialect.name == "postgresql" else "spatialite"
+
+    # ---- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings | str, *, create_schema: bool = True) -> Store:
+        """Connect to the database named by the settings (or a URL) and bring its schema up to date."""
+        if isinstance(settings, str):
+            settings = Settings(database_url=settings)
+        url = settings.database_url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigError(f"not a database URL: {redact_url(url)}") from exc
+        if parsed.get_backend_name() == "sqlite":
+            engine = cls._sqlite_engine(parsed, settings.spatialite_library)
+        elif parsed.get_backend_name() == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(parsed, pool_pre_ping=True)
+        else:
+            raise ConfigError(
+                f"unsupported database {redact_url(url)}: use sqlite:///PATH (SpatiaLite) "
+                "or postgresql+psycopg://USER@HOST/DB (PostGIS)"
+            )
+        store = cls(engine, url)
+        if create_schema:
+            store.ensure_schema()
+        return store
+
+    @staticmethod
+    def _sqlite_engine(parsed, library: str) -> sa.Engine:
+        try:
+            import sqlean
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ConfigError("sqlean-py is required for SpatiaLite: pip install sqlean-py") from exc
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, module=sqlean.dbapi2)
+        event.listen(engine, "connect", _load_spatialite(library))
+        return engine
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        """Say which database this is, with any password hidden."""
+        return f"{self.backend} at {redact_url(self.url)}"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Run the block in one transaction: all of it is written or none of it."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+
+    # ---- schema ----------------------------------------------------------------------------------
+    def _alembic_config(self) -> AlembicConfig:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        return config
+
+    def schema_revision(self) -> str | None:
+        """Return the migration revision the database is at (None when empty)."""
+        with self._connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        """Return the newest migration revision this code knows."""
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema to the newest migration (a no-op when up to date)."""
+        if self.schema_revision() == self.head_revision():
+            return
+        with self.transaction() as conn:
+            if self.backend == "postgis":
+                self._ensure_postgis(conn)
+            config = self._alembic_config()
+            config.attributes["connection"] = conn
+            alembic_command.upgrade(config, "head")
+
+    def _ensure_postgis(self, conn: sa.Connection) -> None:
+        available = conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")).first()
+        if not available:
+            raise ConfigError(
+                f"PostGIS is not installed on the server of {redact_url(self.url)}; "
+                "on Debian/Ubuntu: apt-get install postgresql-15-postgis-3"
+            )
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+    # ---- editions --------------------------------------------------------------------------------
+    def list_editions(self) -> list[Edition]:
+        """Return every edition, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(t.editions).order_by(t.editions.c.id)).mappings().all()
+        return [_edition(r) for r in rows]
+
+    def get_edition(self, name: str) -> Edition:
+        """Return one edition by name."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+        if row is None:
+            known = ", ".join(e.name for e in self.list_editions()) or "none yet"
+            raise NotFound(f"no edition named {name!r} (editions: {known})")
+        return _edition(row)
+
+    def find_edition(self, name: str) -> Edition | None:
+        """Return one edition by name, or None."""
+        try:
+            return self.get_edition(name)
+        except NotFound:
+            return None
+
+    def current_edition(self) -> Edition | None:
+        """Return the edition normal lookups use, or None when there is none."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.status == "current")).mappings().first()
+        return _edition(row) if row else None
+
+    def _edition_id(self, conn: sa.Connection, name: str) -> int:
+        edition_id = conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).scalar()
+        if edition_id is None:
+            raise NotFound(f"no edition named {name!r}")
+        return edition_id
+
+    def create_edition(self, name: str, *, status: str = "draft") -> Edition:
+        """Create an empty edition."""
+        with self.transaction() as conn:
+            self._insert_edition(conn, name, status)
+        return self.get_edition(name)
+
+    def _insert_edition(self, conn: sa.Connection, name: str, status: str) -> int:
+        if status not in EDITION_STATUSES:
+            raise InvalidInput(f"edition status must be one of {', '.join(EDITION_STATUSES)}, not {status!r}")
+        if not name or len(name) > 100:
+            raise InvalidInput("an edition name must have 1 to 100 characters")
+        if conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).first():
+            raise Conflict(f"an edition named {name!r} already exists")
+        today = dt.date.today() if status == "current" else None
+        return conn.execute(
+            t.editions.insert().values(
+                name=name, status=status, valid_from=today, created_at=dt.datetime.now().replace(microsecond=0)
+            )
+        ).inserted_primary_key[0]
+
+    def activate_edition(self, name: str, *, valid_from: dt.date | None = None) -> Edition:
+        """Make an edition current; the previous current one is retired the day before."""
+        valid_from = valid_from or dt.date.today()
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+            if row is None:
+                raise NotFound(f"no edition named {name!r}")
+            if row["status"] == "current":
+                raise Conflict(f"edition {name!r} is already current")
+            if row["status"] == "retired":
+                raise Conflict(f"edition {name!r} is retired; a retired edition is not brought back")
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.status == "current")
+                .values(status="retired", valid_to=valid_from - dt.timedelta(days=1))
+            )
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.id == row["id"])
+                .values(status="current", valid_from=valid_from, valid_to=None)
+            )
+        return self.get_edition(name)
+
+    def retire_edition(self, name: str, *, valid_to: dt.date | None = None) -> Edition:
+        """Retire an edition; lookups stop using it."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+            if row is None:
+                raise NotFound(f"no edition named {name!r}")
+            if row["status"] == "retired":
+                raise Conflict(f"edition {name!r} is already retired")
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.id == row["id"])
+                .values(status="retired", valid_to=valid_to or dt.date.today())
+            )
+        return self.get_edition(name)
+
+    # ---- areas -----------------------------------------------------------------------------------
+    def add_areas(
+        self, edition: str, records: Sequence[AreaRecord], *, create_edition_status: str | None = None
+    ) -> int:
+        """Write areas into an edition in one transaction, creating the edition first when asked."""
+        with self.transaction() as conn:
+            if create_edition_status is not None:
+                edition_id = self._insert_edition(conn, edition, create_edition_status)
+            else:
+                edition_id = self._edition_id(conn, edition)
+            status = conn.execute(sa.select(t.editions.c.status).where(t.editions.c.id == edition_id)).scalar()
+            if status == "retired":
+                raise Conflict(f"edition {edition!r} is retired; load into a new edition instead")
+            if records:
+                conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in records])
+        return len(records)
+
+    def area_codes(self, edition: str, level: str | None = None) -> dict[str, str]:
+        """Return {code: level} of the areas of an edition (optionally of one level)."""
+        query = sa.select(t.areas.c.code, t.areas.c.level).join(t.editions).where(t.editions.c.name == edition)
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        with self._connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def areas(self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
+        """Return the areas of an edition as a GeoDataFrame (EPSG:4326), ordered by code."""
+        query = (
+            sa.select(*(t.areas.c[f] for f in AREA_FIELDS), sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"))
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .order_by(t.areas.c.code)
+        )
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        if codes is not None:
+            query = query.where(t.areas.c.code.in_(list(codes)))
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
+        frame = gpd.GeoDataFrame(
+            [dict(zip(AREA_FIELDS, r[: len(AREA_FIELDS)], strict=True)) for r in rows],
+            columns=list(AREA_FIELDS),
+            geometry=list(geometries),
+            crs="EPSG:4326",
+        )
+        return frame
+
+    def area_attributes(self, edition: str, level: str | None = None) -> list[dict]:
+        """Return the attributes (no geometry) of an edition's areas, ordered by code."""
+        query = (
+            sa.select(*(t.areas.c[f] for f in AREA_FIELDS))
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .order_by(t.areas.c.code)
+        )
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def area_counts(self, edition: str) -> dict[str, int]:
+        """Return how many areas of each level an edition has."""
+        query = (
+            sa.select(t.areas.c.level, sa.func.count())
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .group_by(t.areas.c.level)
+        )
+        with self._connect() as conn:
+            found = dict(conn.execute(query).all())
+        return {level: found.get(level, 0) for level in LEVELS}
+
+    def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
+        """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
+        params = {"lon": lon, "lat": lat, "edition": edition}
+        if self.backend == "postgis":
+            sql = """
+                SELECT a.code FROM areas a JOIN editions e ON e.id = a.edition_id
+                WHERE e.name = :edition AND a.level = 'grid'
+                  AND ST_Covers(a.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+                ORDER BY a.code"""
+        else:
+            # SpatiaLite does not use its R*Tree on its own: ask the SpatialIndex table for candidates.
+            sql = """
+                SELECT a.code FROM areas a JOIN editions e ON e.id = a.edition_id
+                WHERE e.name = :edition AND a.level = 'grid'
+                  AND a.ROWID IN (SELECT ROWID FROM SpatialIndex
+                                  WHERE f_table_name = 'areas' AND f_geometry_column = 'geom'
+                                    AND search_frame = MakePoint(:lon, :lat, 4326))
+                  AND ST_Covers(a.geom, MakePoint(:lon, :lat, 4326)) = 1
+                ORDER BY a.code"""
+        with self._connect() as conn:
+            return list(conn.execute(sa.text(sql), params).scalars())
+
+    # ---- checks used by tests and the import report ----------------------------------------------
+    def table_counts(self) -> dict[str, int]:
+        """Return the number of rows in every gridmap table."""
+        with self._connect() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                for name, table in t.metadata.tables.items()
+            }
+
+    def edition_checksum(self, edition: str) -> str:
+        """Return a SHA-256 over every attribute and geometry of an edition's areas."""
+        digest = hashlib.sha256()
+        frame = self.areas(edition)
+        for row in frame.itertuples(index=False):
+            values = [getattr(row, f) for f in AREA_FIELDS]
+            digest.update(repr(values).encode())
+            digest.update(shapely.to_wkb(row.geometry, hex=True).encode())
+        return digest.hexdigest()
+
+
+def _edition(row) -> Edition:
+    return Edition(
+        name=row["name"],
+        status=row["status"],
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+        created_at=row["created_at"],
+    )
+
+
+def _area_row(edition_id: int, record: AreaRecord) -> dict:
+    geometry = record.geometry
+    if geometry.geom_type == "Polygon":
+        geometry = shapely.MultiPolygon([geometry])
+    return {
+        "edition_id": edition_id,
+        "code": record.code,
+        "name": record.name,
+        "level": record.level,
+        "parent_code": record.parent_code or None,
+        "kind": record.kind,
+        "households": record.households,
+        "population": record.population,
+        "staff": record.staff,
+        "geom": from_shape(geometry, srid=4326),
+    }
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return redact_url(text.strip().splitlines()[0])

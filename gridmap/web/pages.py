@@ -1,0 +1,43 @@
+"""HTML pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+
+from gridmap.store import Store
+
+blueprint = Blueprint("pages", __name__)
+
+
+def _store() -> Store:
+    return current_app.extensions["gridmap"].store
+
+
+@blueprint.get("/")
+def index():
+    """List the current edition's streets → communities → grids with counts."""
+    store = _store()
+    edition = store.current_edition()
+    streets: list[dict] = []
+    totals = {"street": 0, "community": 0, "grid": 0, "households": 0, "population": 0}
+    if edition is not None:
+        rows = store.area_attributes(edition.name)
+        children: dict[str | None, list[dict]] = {}
+        for row in rows:
+            children.setdefault(row["parent_code"], []).append(row)
+        for row in rows:
+            if row["level"] in totals:
+                totals[row["level"]] += 1
+            if row["level"] == "grid":
+                totals["households"] += row["households"] or 0
+                totals["population"] += row["population"] or 0
+        streets = [r for r in rows if r["level"] == "street"]
+        for street in streets:
+            street["communities"] = children.get(street["code"], [])
+            for community in street["communities"]:
+                community["grids"] = children.get(community["code"], [])
+                community["households"] = sum(g["households"] or 0 for g in community["grids"])
+            street["grid_count"] = sum(len(c["grids"]) for c in street["communities"])
+    return render_template(
+        "index.html", edition=edition, streets=streets, totals=totals, editions=store.list_editions()
+    )
