@@ -388,6 +388,145 @@ class Store:
         with self._connect() as conn:
             return list(conn.execute(sa.text(sql), params).scalars())
 
+    # ---- incidents -------------------------------------------------------------------------------------
+    def existing_source_ids(self, source_ids: Iterable[str]) -> set[str]:
+        """Return which of these source ids are already stored (imports are idempotent by source id)."""
+        wanted = [s for s in set(source_ids) if s]
+        found: set[str] = set()
+        with self._connect() as conn:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                found.update(
+                    conn.execute(sa.select(t.incidents.c.source_id).where(t.incidents.c.source_id.in_(chunk))).scalars()
+                )
+        return found
+
+    def add_incidents(self, rows: Sequence[dict], *, actor: str = "import") -> list[int]:
+        """Insert incidents and their first history entry in one transaction; return their ids."""
+        ids: list[int] = []
+        with self.transaction() as conn:
+            for row in rows:
+                incident_id = conn.execute(t.incidents.insert().values(**row)).inserted_primary_key[0]
+                ids.append(incident_id)
+            if ids:
+                conn.execute(
+                    t.incident_history.insert(),
+                    [
+                        {
+                            "incident_id": i,
+                            "at": row["reported_at"],
+                            "actor": actor,
+                            "action": "report",
+                            "from_status": None,
+                            "to_status": row.get("status", "reported"),
+                            "note": "",
+                        }
+                        for i, row in zip(ids, rows, strict=True)
+                    ],
+                )
+        return ids
+
+    def incident_points(self, *, only_open: bool = False) -> list[dict]:
+        """Return id, lon, lat, grid codes, status and report time of every located incident."""
+        columns = [
+            t.incidents.c[c]
+            for c in (
+                "id",
+                "lon",
+                "lat",
+                "grid_code",
+                "original_grid_code",
+                "ambiguous",
+                "status",
+                "reported_at",
+                "category_code",
+                "source",
+            )
+        ]
+        query = sa.select(*columns).where(t.incidents.c.lon.is_not(None)).order_by(t.incidents.c.id)
+        if only_open:
+            query = query.where(t.incidents.c.status.not_in(("closed", "rejected")))
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def set_current_grids(self, updates: Sequence[dict], *, edition: str) -> int:
+        """Record the grid each incident lies in under `edition` (keys id, grid_code, community_code,
+        street_code, ambiguous); the grid it was first assigned is kept."""
+        if not updates:
+            return 0
+        statement = (
+            t.incidents.update()
+            .where(t.incidents.c.id == sa.bindparam("incident_id"))
+            .values(
+                grid_code=sa.bindparam("new_grid"),
+                community_code=sa.bindparam("new_community"),
+                street_code=sa.bindparam("new_street"),
+                ambiguous=sa.bindparam("new_ambiguous"),
+                edition=edition,
+            )
+        )
+        rows = [
+            {
+                "incident_id": u["id"],
+                "new_grid": u["grid_code"],
+                "new_community": u["community_code"],
+                "new_street": u["street_code"],
+                "new_ambiguous": bool(u["ambiguous"]),
+            }
+            for u in updates
+        ]
+        with self.transaction() as conn:
+            conn.execute(statement, rows)
+        return len(rows)
+
+    def get_incident(self, incident_id: int) -> dict:
+        """Return one incident with its history, oldest entry first."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(t.incidents).where(t.incidents.c.id == incident_id)).mappings().first()
+            if row is None:
+                raise NotFound(f"no incident {incident_id}")
+            history = conn.execute(
+                sa.select(t.incident_history)
+                .where(t.incident_history.c.incident_id == incident_id)
+                .order_by(t.incident_history.c.id)
+            ).mappings()
+            return {**dict(row), "history": [dict(h) for h in history]}
+
+    # ---- gazetteer and geocoder cache --------------------------------------------------------------
+    def replace_gazetteer(self, entries: Sequence[dict]) -> int:
+        """Replace the whole offline gazetteer in one transaction."""
+        with self.transaction() as conn:
+            conn.execute(t.gazetteer.delete())
+            if entries:
+                conn.execute(t.gazetteer.insert(), list(entries))
+        return len(entries)
+
+    def gazetteer_rows(self) -> list[dict]:
+        """Return every gazetteer entry."""
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(t.gazetteer).order_by(t.gazetteer.c.id)).mappings()]
+
+    def cached_geocode(self, provider: str, query: str) -> str | None:
+        """Return a cached online geocoder response, or None."""
+        with self._connect() as conn:
+            return conn.execute(
+                sa.select(t.geocode_cache.c.response).where(
+                    t.geocode_cache.c.provider == provider, t.geocode_cache.c.query == query
+                )
+            ).scalar()
+
+    def cache_geocode(self, provider: str, query: str, response: str) -> None:
+        """Keep an online geocoder response so the same address is never asked twice."""
+        with self.transaction() as conn:
+            conn.execute(
+                t.geocode_cache.delete().where(t.geocode_cache.c.provider == provider, t.geocode_cache.c.query == query)
+            )
+            conn.execute(
+                t.geocode_cache.insert().values(
+                    provider=provider, query=query, response=response, created_at=dt.datetime.now()
+                )
+            )
+
     # ---- checks used by tests and the import report ----------------------------------------------
     def table_counts(self) -> dict[str, int]:
         """Return the number of rows in every gridmap table."""

@@ -1,0 +1,92 @@
+"""Incidents with their history, the offline gazetteer and the online geocoder cache.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-22
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "incidents",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("source_id", sa.String(100), unique=True),
+        sa.Column("source", sa.String(20), nullable=False),
+        sa.Column("title", sa.String(200), nullable=False),
+        sa.Column("description", sa.Text, nullable=False, server_default=""),
+        sa.Column("category_code", sa.String(8)),
+        sa.Column("reported_at", sa.DateTime, nullable=False),
+        sa.Column("reporter_name", sa.String(100)),
+        sa.Column("reporter_phone", sa.String(40)),
+        sa.Column("address", sa.String(300)),
+        sa.Column("lon", sa.Float),
+        sa.Column("lat", sa.Float),
+        sa.Column("geocode_level", sa.String(16)),
+        sa.Column("geocode_confidence", sa.Float),
+        sa.Column("original_grid_code", sa.String(32)),
+        sa.Column("original_edition", sa.String(100)),
+        sa.Column("grid_code", sa.String(32)),
+        sa.Column("community_code", sa.String(32)),
+        sa.Column("street_code", sa.String(32)),
+        sa.Column("edition", sa.String(100)),
+        sa.Column("ambiguous", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("status", sa.String(16), nullable=False, server_default="reported"),
+        sa.Column("handling_level", sa.String(16), nullable=False, server_default="grid"),
+        sa.Column("assignee", sa.String(100)),
+        sa.Column("deadline", sa.DateTime),
+        sa.Column("supervised", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("rework_count", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("resolved_at", sa.DateTime),
+        sa.Column("closed_at", sa.DateTime),
+        sa.Column("version", sa.Integer, nullable=False, server_default="1"),
+    )
+    incidents = metadata.tables["incidents"]
+    sa.Index("ix_incidents_grid_status", incidents.c.grid_code, incidents.c.status)
+    sa.Index("ix_incidents_status", incidents.c.status)
+    sa.Index("ix_incidents_lonlat", incidents.c.lon, incidents.c.lat)
+    sa.Table(
+        "incident_history",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("incident_id", sa.Integer, sa.ForeignKey("incidents.id"), nullable=False, index=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("actor", sa.String(100), nullable=False),
+        sa.Column("action", sa.String(20), nullable=False),
+        sa.Column("from_status", sa.String(16)),
+        sa.Column("to_status", sa.String(16), nullable=False),
+        sa.Column("note", sa.Text, nullable=False, server_default=""),
+    )
+    sa.Table(
+        "gazetteer",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("lon", sa.Float, nullable=False),
+        sa.Column("lat", sa.Float, nullable=False),
+        sa.Column("road", sa.String(100)),
+        sa.Column("number", sa.String(20)),
+        sa.Column("estate", sa.String(100)),
+        sa.Column("building", sa.String(20)),
+        sa.Column("community_code", sa.String(32)),
+        sa.Column("aliases", sa.String(300), nullable=False, server_default=""),
+    )
+    sa.Table(
+        "geocode_cache",
+        metadata,
+        sa.Column("provider", sa.String(30), primary_key=True),
+        sa.Column("query", sa.String(300), primary_key=True),
+        sa.Column("response", sa.Text, nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+    )
+    metadata.create_all(op.get_bind())
