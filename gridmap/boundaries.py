@@ -25,13 +25,18 @@ from gridmap import crs as crs_rules
 from gridmap.errors import InvalidInput
 from gridmap.store import LEVELS, AreaRecord, Store
 
-IMPORT_LEVELS = ("street", "community", "grid")
-PARENT_LEVEL = {"street": "district", "community": "street", "grid": "community"}
+IMPORT_LEVELS = ("district", "street", "community", "grid")
+PARENT_LEVEL = {"district": "", "street": "district", "community": "street", "grid": "community"}
 GRID_KINDS = ("综合", "专属")
 OPTIONAL_INT_FIELDS = ("households", "population", "staff")
 EXPORT_FORMATS = {"geojson": ("GeoJSON", ".geojson"), "gpkg": ("GPKG", ".gpkg"), "shp": ("ESRI Shapefile", ".shp")}
 DEFAULT_EDITION = "main"
-DEMO_FILES = {"street": "streets.geojson", "community": "communities.geojson", "grid": "grids.geojson"}
+DEMO_FILES = {
+    "district": "district.geojson",
+    "street": "streets.geojson",
+    "community": "communities.geojson",
+    "grid": "grids.geojson",
+}
 # Shapefile (dBase) field names hold at most 10 characters: `parent_code` is written as `parent_cod`.
 _DBF_NAME_LENGTH = 10
 _WARNINGS_SHOWN = 20
@@ -212,6 +217,8 @@ def plan_import(
             raise InvalidInput(f"{where}: code {code} already exists in edition {edition_name!r}")
         parent = _text(raw[fields.parent]) if fields.parent else ""
         if parent:
+            if level == "district":
+                raise InvalidInput(f"{where}: a district is the top level and has no parent (found {parent})")
             if parent not in parents:
                 raise InvalidInput(
                     f"{where}: parent code {parent} is not a {parent_level} of edition {edition_name!r}"

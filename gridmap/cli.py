@@ -16,6 +16,7 @@ from gridmap.errors import GridmapError
 from gridmap.store import Store
 
 LEVEL_CHOICE = click.Choice(boundaries.IMPORT_LEVELS)
+PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}
 
 
 class _Group(click.Group):
@@ -92,7 +93,7 @@ def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, 
 
 @main.command("export-boundaries")
 @click.argument("out", type=click.Path(path_type=Path))
-@click.option("--level", type=click.Choice(("street", "community", "grid", "district")), required=True)
+@click.option("--level", type=LEVEL_CHOICE, required=True)
 @click.option("--edition", help="Edition to export (default: the current one).")
 @click.option(
     "--format", "fmt", type=click.Choice(tuple(boundaries.EXPORT_FORMATS)), help="Default: from OUT's suffix."
@@ -118,7 +119,7 @@ def editions(store: Store, settings: Settings, as_json: bool) -> None:
     if not rows:
         click.echo("no editions yet: load boundaries or run `gridmap demo`")
     for row in rows:
-        counts = ", ".join(f"{n} {level}s" for level, n in row["areas"].items() if n)
+        counts = ", ".join(f"{n} {PLURAL[level]}" for level, n in row["areas"].items() if n)
         validity = f"{row['valid_from'] or '…'} – {row['valid_to'] or '…'}"
         click.echo(f"{row['name']:<20} {row['status']:<8} {validity:<25} {counts or 'empty'}")
 
@@ -155,14 +156,127 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has an edition.")
 @with_store
 def demo(store: Store, settings: Settings, if_empty: bool) -> None:
-    """Load the generated demo district (12 streets, 175 communities, 1,464 grids) and make it current."""
+    """Load the generated demo district (12 streets, 175 communities, 1,464 grids) as the current edition."""
     from gridmap.demo import demo_boundary_dir
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
         return
     counts = boundaries.load_demo(store, demo_boundary_dir())
-    click.echo("loaded the demo district: " + ", ".join(f"{n} {level}s" for level, n in counts.items()))
+    click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
+
+
+# ---- locating incidents --------------------------------------------------------------------------------
+CRS_CHOICE = click.Choice(("wgs84", "cgcs2000", "gcj02", "bd09"), case_sensitive=False)
+
+
+@main.command("locate")
+@click.option("--lon", type=float, help="Longitude of one point.")
+@click.option("--lat", type=float, help="Latitude of one point.")
+@click.option(
+    "--crs",
+    "source_crs",
+    type=CRS_CHOICE,
+    default="wgs84",
+    show_default=True,
+    help="Coordinate system of the input (GCJ-02: Amap/Tencent, BD-09: Baidu).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one point).")
+@click.option("--input", "input_path", type=click.Path(path_type=Path), help="CSV of points to locate in bulk.")
+@click.option("--output", "output_path", type=click.Path(path_type=Path), help="CSV to write (bulk).")
+@click.option("--id-column", default="id", show_default=True)
+@click.option("--lon-column", default="lon", show_default=True)
+@click.option("--lat-column", default="lat", show_default=True)
+@click.option("--edition", help="Edition to locate in (default: the current one).")
+@with_store
+def locate(
+    store: Store,
+    settings: Settings,
+    lon,
+    lat,
+    source_crs,
+    as_json,
+    input_path,
+    output_path,
+    id_column,
+    lon_column,
+    lat_column,
+    edition,
+) -> None:
+    """Find the grid of a point, or of every row of a CSV file (--input/--output)."""
+    from gridmap import assign
+
+    if input_path is not None:
+        if output_path is None:
+            raise click.UsageError("--input needs --output")
+        index = assign.grid_index(store, edition=edition)
+        with click.progressbar(length=input_path.stat().st_size, label="locating", file=sys.stderr) as bar:
+            counts = assign.locate_csv(
+                index,
+                input_path,
+                output_path,
+                columns=(id_column, lon_column, lat_column),
+                crs=source_crs,
+                progress=bar.update,
+            )
+        click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+        return
+    if lon is None or lat is None:
+        raise click.UsageError("give --lon and --lat, or --input and --output")
+    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    if result["grid_code"] is None:
+        click.echo(f"in no grid; nearest grid {result['nearest_code']} at {result['nearest_distance_m']:.0f} m")
+        return
+    click.echo(f"grid {result['grid_code']} {result['grid_name']}")
+    click.echo(f"community {result['community_code']}  street {result['street_code']}")
+    if result["ambiguous"]:
+        click.echo("ambiguous: on a shared boundary of " + ", ".join(result["candidates"]) + " (lowest code wins)")
+
+
+@main.command("load-gazetteer")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--crs", "source_crs", type=CRS_CHOICE, default="wgs84", show_default=True)
+@with_store
+def load_gazetteer(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
+    """Replace the offline gazetteer (addresses → points) with a CSV or GeoJSON file."""
+    from gridmap import geocode
+
+    count = geocode.load_gazetteer(store, file, crs=source_crs)
+    click.echo(f"gazetteer: {count} entries")
+
+
+@main.command("import-incidents")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option(
+    "--crs",
+    "source_crs",
+    type=CRS_CHOICE,
+    default="wgs84",
+    show_default=True,
+    help="Coordinate system of the file's lon/lat columns.",
+)
+@with_store
+def import_incidents(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
+    """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: geocode, assign, one transaction."""
+    from gridmap import incidents
+
+    outcome = incidents.import_incidents(store, file, crs=source_crs)
+    for line in outcome.summary():
+        click.echo(line)
+    click.echo(f"imported: {len(outcome.rows)}")
+
+
+@main.command("reassign")
+@with_store
+def reassign(store: Store, settings: Settings) -> None:
+    """Recompute every incident's current grid from the current edition; the original grid is kept."""
+    from gridmap import assign
+
+    counts = assign.reassign(store)
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
 
 
 @main.command("serve")

@@ -93,12 +93,12 @@ _GEOD = Geod(ellps="WGS84")
 def in_china(*, lon: Coord, lat: Coord) -> bool | np.ndarray:
     """Tell whether Chinese map providers shift this point (the GCJ-02 region).
 
-    The rule is the rectangle outline above, not a true border: it excludes Taiwan, Korea, Japan, Mongolia's
-    capital, northern Vietnam and the Russian Far East, and includes Hong Kong and Macau (where Amap's data
-    is shifted too). It is still wrong within tens of kilometres of the land border: Nepal (Kathmandu),
-    Bhutan, northern Myanmar and Laos and strips of Mongolia, Kazakhstan and Kyrgyzstan count as inside, and
-    a few border areas of China as outside. That is far better than the single bounding box (lon
-    72.004-137.8347, lat 0.8293-55.8271) that also shifts Seoul, Pyongyang, Hanoi and Taipei.
+    The rule is the rectangle outline above, not a true border. It keeps Seoul, Pyongyang, Taipei
+    (Taiwan is left out), Hanoi, Ulaanbaatar, Vladivostok and Delhi outside, which the usual single bounding
+    box (lon 72.004-137.8347, lat 0.8293-55.8271) shifts wrongly; Hong Kong and Macau are inside. Near the
+    land border it is still wrong by up to a few hundred kilometres: Kathmandu, Thimphu, Bishkek, Gilgit,
+    Myitkyina, Sinuiju and Choibalsan count as inside. Gridmap's points are in Chinese communities, far from
+    those edges; which providers shift Hong Kong, Macau and Taiwan is their own choice and varies.
     """
     x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     inside = np.zeros(np.broadcast(x, y).shape, dtype=bool)

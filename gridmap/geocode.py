@@ -5,8 +5,9 @@ ASCII digits, 栋/幢/号楼/座 to 栋, the jurisdiction's prefixes removed), t
 level down: building (estate + building number) → POI → estate → door (road + number; a missing number
 is interpolated between its neighbours on the same side of the road) → road → community. Known names are
 found by looking up every substring of the address in a dictionary (longest first), so no query scans
-the entries. An estate name that is not in the gazetteer is matched fuzzily through a bigram index. Every
-result carries its level and a confidence in 0-1; "not found" is a result, never an exception.
+the entries. An estate name that is not in the gazetteer is matched fuzzily through a bigram index; such
+a guess competes with the door, road and community matches on confidence. Every result carries its level
+and a confidence in 0-1 (see CONFIDENCE); "not found" is a result, never an exception.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Protocol, runtime_checkable
 
-from gridmap import crs
+from gridmap import crs as crs_rules
 from gridmap.errors import InvalidInput
 
 KINDS = ("building", "estate", "door", "road", "poi", "community")
@@ -113,7 +114,9 @@ def chinese_numeral_to_int(text: str) -> int:
     return total + current
 
 
-def normalize_address(text: str, *, strip_prefixes: Iterable[str] = DEFAULT_PREFIXES) -> str:
+def normalize_address(
+    text: str, *, strip_prefixes: Iterable[str] = DEFAULT_PREFIXES, strip_admin_names: bool = True
+) -> str:
     """Return the comparable form of an address.
 
     Steps: NFKC (full-width letters, digits and punctuation to ASCII; Chinese kept); letters upper-cased;
@@ -121,31 +124,32 @@ def normalize_address(text: str, *, strip_prefixes: Iterable[str] = DEFAULT_PREF
     precede 栋/幢/座/号楼/号/单元/室/层/楼/弄 (三栋 → 3栋, 十二号 → 12号, 五零一室 → 501室, while 一品花园 and
     三里屯 keep theirs); 幢/座/号楼/#楼 after a number become 栋; then `strip_prefixes` are removed from the
     start (longest first, repeatedly, unless what follows shows the prefix is part of a name, as in
-    天津大道), and so is a leading chain of generic province/city/district names ("广东省惠州市惠城区").
+    天津大道), and, with `strip_admin_names`, a leading chain of generic province/city/district names
+    ("广东省惠州市惠城区"; a province alone, but one "XX市" or "XX区" alone is kept as it may be a name, like
+    华润城市花园). Nothing is stripped that would leave the address empty.
     """
     value = unicodedata.normalize("NFKC", str(text)).upper().translate(_NOISE)
     value = re.sub(r"-{2,}", "-", value).strip("-")
     value = _NUMERAL_BEFORE_UNIT.sub(lambda m: str(chinese_numeral_to_int(m.group(1))), value)
     value = _BUILDING_WORDS.sub(r"\1栋", value)
     prefixes = sorted({p for p in strip_prefixes if p}, key=len, reverse=True)
-    changed = True
-    while changed:
-        changed = False
-        for prefix in prefixes:
-            rest = value[len(prefix) :]
-            if value.startswith(prefix) and rest and not rest.startswith(_NAME_CONTINUATIONS):
-                value, changed = rest, True
-                break
-    chain = _ADMIN_CHAIN.match(value)
-    levels = [name for name in ("province", "city", "district") if chain.group(name)]
-    if (len(levels) >= 2 or levels == ["province"]) and chain.end() < len(value):
-        value = value[chain.end() :]
-    return value
+    while True:
+        before = value
+        prefix = next((p for p in prefixes if value.startswith(p)), "")
+        rest = value[len(prefix) :]
+        if prefix and rest and not rest.startswith(_NAME_CONTINUATIONS):
+            value = rest
+        chain = _ADMIN_CHAIN.match(value)
+        levels = [name for name in ("province", "city", "district") if chain.group(name)]
+        if strip_admin_names and (len(levels) >= 2 or levels == ["province"]) and chain.end() < len(value):
+            value = value[chain.end() :]
+        if value == before:
+            return value
 
 
 def normalize_building(value: object) -> str:
     """Return the comparable form of a building number: "3号楼", "三栋", "3幢", "03", 3 → "3"."""
-    text = normalize_address(str(value), strip_prefixes=())
+    text = normalize_address(str(value), strip_prefixes=(), strip_admin_names=False)
     text = re.sub(r"(?:栋|号|楼)+$", "", text)
     if text and all(c in _CN_DIGITS or c in _CN_UNITS for c in text):
         text = str(chinese_numeral_to_int(text))
@@ -154,7 +158,7 @@ def normalize_building(value: object) -> str:
 
 def normalize_number(value: object) -> str:
     """Return the comparable form of a door number: 12, "12号", "十二号" → "12"; "12-3号" → "12-3"."""
-    text = normalize_address(str(value), strip_prefixes=())
+    text = normalize_address(str(value), strip_prefixes=(), strip_admin_names=False)
     text = re.sub(r"号$", "", text)
     return "-".join(part.lstrip("0") or part for part in text.split("-"))
 
@@ -180,6 +184,7 @@ class ParsedAddress:
 _STREET = re.compile(r".{2,10}?街道")
 _COMMUNITY = re.compile(r".{2,10}?(?:社区|居委会|村委会)")
 _ROAD_NUMBER = re.compile(r"(?P<road>[^\d-]{1,14}?(?:大道|大街|路|街|巷|胡同|道))(?P<number>\d+(?:-\d+)?)(?:号|$)")
+_ROAD_ONLY = re.compile(r"[^\d]{1,14}(?:大道|大街|路|街|巷|胡同)")
 _BUILDING = re.compile(
     r"(?P<building>\d+|[A-Z])栋|(?P<b3>\d+)-(?P<u3>\d+)-(?P<r3>\d+)|(?P<b2>\d+)-(?P<x2>\d+)|(?P<bn>\d+)号"
 )
@@ -187,7 +192,8 @@ _UNIT = re.compile(r"-?(\d+)(?:单元|门)")
 _FLOOR = re.compile(r"-?(\d+)(?:层|楼)")
 _ROOM = re.compile(r"-?(\d+)(?:室|号|户)?")
 _ESTATE_SUFFIX = re.compile(
-    r".+(?:小区|新村|花园|花苑|家园|公寓|大厦|广场|新城|苑|里|庭|园|城|村|府|居|湾|邸|阁|轩|庄|院|坊|舍|墅)"
+    r".+(?:小区|新村|花园|花苑|家园|公寓|大厦|广场|新城|大院|苑|里|庭|园|城|村|府|居|湾|邸|阁|轩|庄|坊|墅)"
+    r"(?=(?:[东南西北]?门|门口|附近|对面|旁边|[东南西北]侧)?$)"
 )
 
 
@@ -203,10 +209,10 @@ def parse_address(text: str, *, strip_prefixes: Iterable[str] = DEFAULT_PREFIXES
     normalized = _require_text(text, strip_prefixes)
     parts: dict[str, str | None] = {}
     pos = 0
-    for name, pattern in (("street", _STREET), ("community", _COMMUNITY)):
-        m = pattern.match(normalized, pos)
-        if m and m.end() < len(normalized) or m and name == "community":
-            parts[name], pos = m.group(0), m.end()
+    if (m := _STREET.match(normalized, pos)) and m.end() < len(normalized):
+        parts["street"], pos = m.group(0), m.end()
+    if m := _COMMUNITY.match(normalized, pos):
+        parts["community"], pos = m.group(0), m.end()
     m = _ROAD_NUMBER.match(normalized, pos)
     if m:
         parts["road"], parts["number"], pos = m.group("road"), m.group("number"), m.end()
@@ -240,9 +246,6 @@ def parse_address(text: str, *, strip_prefixes: Iterable[str] = DEFAULT_PREFIXES
     return ParsedAddress(normalized=normalized, **{k: _strip_number(v) for k, v in parts.items()})
 
 
-_ROAD_ONLY = re.compile(r"[^\d]{1,14}(?:大道|大街|路|街|巷|胡同)")
-
-
 def _strip_number(value: str | None) -> str | None:
     if value is None or not value.isdigit():
         return value
@@ -267,7 +270,7 @@ class GazetteerEntry:
 
     kind: str
     name: str  # as written
-    lon: float
+    lon: float  # WGS84
     lat: float
     road: str | None = None
     number: int | str | None = None  # door number on `road`: 12 or "12-3"
@@ -340,58 +343,61 @@ class Gazetteer:
                     f"gazetteer entry {entry.name!r}: kind {entry.kind!r} must be one of {', '.join(KINDS)}"
                 )
             by_kind[entry.kind].append(entry)
-        # Estates first: buildings refer to them by name or alias.
-        for entry in by_kind["estate"]:
+        for entry in by_kind["estate"]:  # estates first: buildings name their estate by name or alias
             key = _estate_key(entry.name, self._strip)
             self._estates.setdefault(key, []).append(entry)
             for written in (entry.name, *entry.aliases):
                 self._add_estate_name(written, key)
         for entry in by_kind["building"]:
-            estate, building = entry.estate, entry.building
-            if not estate or not building:
-                parsed = parse_address(entry.name, strip_prefixes=self._strip)
-                estate, building = estate or parsed.estate, building or parsed.building
-            if not estate or not building:
-                raise InvalidInput(f"gazetteer building {entry.name!r}: needs its estate and building number")
-            key = self._estate_alias.get(_estate_key(estate, self._strip)) or _estate_key(estate, self._strip)
-            self._add_estate_name(estate, key)
-            self._buildings.setdefault((key, normalize_building(building)), []).append(entry)
+            self._add_building(entry)
         for entry in by_kind["door"]:
-            road, number = entry.road, entry.number
-            if not road or number is None or number == "":
-                parsed = parse_address(entry.name, strip_prefixes=self._strip)
-                road, number = road or parsed.road, number if number not in (None, "") else parsed.number
-            if not road or number in (None, ""):
-                raise InvalidInput(f"gazetteer door {entry.name!r}: needs its road and door number")
-            road_key, number_key = self._norm(road), normalize_number(number)
-            self._add_name(road_key, _Name("road", road_key, 1.0))
-            self._doors.setdefault((road_key, number_key), []).append(entry)
-            main = number_key.split("-")[0]
-            if main.isdigit():
-                self._road_doors.setdefault(road_key, []).append((int(main), entry))
+            self._add_door(entry)
         for doors in self._road_doors.values():
             doors.sort(key=lambda pair: pair[0])
-        for kind, table in (("road", self._roads), ("poi", self._pois)):
+        for kind, table in (("road", self._roads), ("poi", self._pois), ("community", self._communities)):
             for entry in by_kind[kind]:
                 key = self._norm(entry.name)
                 table.setdefault(key, []).append(entry)
                 for written in (entry.name, *entry.aliases):
                     self._add_name(self._norm(written), _Name(kind, key, 1.0))
-        for entry in by_kind["community"]:
-            key = self._norm(entry.name)
-            self._communities.setdefault(key, []).append(entry)
-            for written in (entry.name, *entry.aliases):
-                full = self._norm(written)
-                self._add_name(full, _Name("community", key, 1.0))
-                core = re.sub(r"(?:社区|居委会|村委会)$", "", full)
-                if core != full and len(core) >= 2:
-                    self._add_name(
-                        core, _Name("community", key, CONFIDENCE["community_core"] / CONFIDENCE["community"])
-                    )
-        self._lengths = sorted({len(k) for k in self._names}, reverse=True)
+                    core = re.sub(r"(?:社区|居委会|村委会)$", "", self._norm(written))
+                    if kind == "community" and core != self._norm(written):
+                        quality = CONFIDENCE["community_core"] / CONFIDENCE["community"]
+                        self._add_name(core, _Name(kind, key, quality))
+        # Name lengths by first character, so the scan tries only lengths some name could have there.
+        lengths: dict[str, set[int]] = {}
+        for key in self._names:
+            lengths.setdefault(key[0], set()).add(len(key))
+        self._lengths = {char: sorted(found, reverse=True) for char, found in lengths.items()}
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def _add_building(self, entry: GazetteerEntry) -> None:
+        estate, building = entry.estate, entry.building
+        if not estate or not building:  # "百合豪庭3栋" says both
+            parsed = parse_address(entry.name, strip_prefixes=self._strip)
+            estate, building = estate or parsed.estate, building or parsed.building
+        if not estate or not building:
+            raise InvalidInput(f"gazetteer building {entry.name!r}: needs its estate and building number")
+        key = _estate_key(estate, self._strip)
+        key = self._estate_alias.get(key, key)
+        self._add_estate_name(estate, key)
+        self._buildings.setdefault((key, normalize_building(building)), []).append(entry)
+
+    def _add_door(self, entry: GazetteerEntry) -> None:
+        road, number = entry.road, entry.number
+        if not road or number in (None, ""):  # "长湖街12号" says both
+            parsed = parse_address(entry.name, strip_prefixes=self._strip)
+            road, number = road or parsed.road, parsed.number if number in (None, "") else number
+        if not road or number in (None, ""):
+            raise InvalidInput(f"gazetteer door {entry.name!r}: needs its road and door number")
+        road_key, number_key = self._norm(road), normalize_number(number)
+        self._add_name(road_key, _Name("road", road_key, 1.0))
+        self._doors.setdefault((road_key, number_key), []).append(entry)
+        main = number_key.split("-")[0]
+        if main.isdigit():
+            self._road_doors.setdefault(road_key, []).append((int(main), entry))
 
     def _norm(self, text: str) -> str:
         return normalize_address(text, strip_prefixes=self._strip)
@@ -445,7 +451,7 @@ class Gazetteer:
         spans: list[tuple[int, int, list[_Name]]] = []
         n = len(text)
         for start in range(n):
-            for length in self._lengths:
+            for length in self._lengths.get(text[start], ()):
                 if start + length <= n and (names := self._names.get(text[start : start + length])):
                     if text.startswith("道", start + length) and text[start + length - 1] == "街":
                         names = [x for x in names if x.kind != "road"]  # 长虹街道 is a street office
@@ -495,9 +501,10 @@ class Gazetteer:
 
     def _fuzzy_estate(self, text: str, codes: set[str]) -> GeocodeResult | None:
         parsed = parse_address(text, strip_prefixes=())
-        if not parsed.estate:
+        written = parsed.estate or parsed.rest  # "百合豪亭" alone has no estate suffix to be recognised by
+        if not written:
             return None
-        query = _estate_key(parsed.estate, ())
+        query = _estate_key(written, ())
         counts: Counter[str] = Counter()
         for bigram in _bigrams(query):
             forms = self._estate_bigrams.get(bigram, ())
@@ -581,17 +588,17 @@ GAZETTEER_COLUMNS = ("kind", "name", "lon", "lat", "road", "number", "estate", "
 
 
 def read_gazetteer_rows(
-    rows: Iterable[Mapping[str, object]], *, first_row: int = 1, crs_name: str = "wgs84"
+    rows: Iterable[Mapping[str, object]], *, first_row: int = 1, crs: str = "wgs84"
 ) -> list[GazetteerEntry]:
     """Turn CSV-like rows into entries, refusing the first bad row with its number and the problem.
 
     Columns: kind, name, lon, lat, road, number, estate, building, community_code, aliases ("|"-separated);
     header names are matched case-insensitively and a UTF-8 BOM is ignored. Rows are numbered from
     `first_row` (pass 2 for a CSV file whose line 1 is the header, so the number is the file's line).
-    Coordinates given in `crs_name` (e.g. "gcj02" for a list taken from Amap) are converted to WGS84.
+    Coordinates given in `crs` (e.g. "gcj02" for a list taken from Amap) are converted to WGS84.
     A building needs estate and building, a door needs road and number.
     """
-    source = crs.canonical_crs(crs_name)
+    source = crs_rules.canonical_crs(crs)
     entries = []
     for number, row in enumerate(rows, start=first_row):
         values = {str(k).lstrip("\ufeff").strip().lower(): _cell(v) for k, v in row.items() if k is not None}
@@ -605,8 +612,8 @@ def read_gazetteer_rows(
             raise InvalidInput(f"{where}: name is missing")
         where = f"row {number} ({name})"
         lon, lat = _coordinate(values, "lon", where), _coordinate(values, "lat", where)
-        crs.check_lonlat(lon=lon, lat=lat, where=where)
-        lon, lat = crs.to_wgs84(lon=lon, lat=lat, crs=source)
+        crs_rules.check_lonlat(lon=lon, lat=lat, where=where)
+        lon, lat = crs_rules.to_wgs84(lon=lon, lat=lat, crs=source)
         if kind == "building" and not (values.get("estate") and values.get("building")):
             raise InvalidInput(f"{where}: a building needs its estate and building columns")
         if kind == "door" and not (values.get("road") and values.get("number")):

@@ -10,7 +10,7 @@ from alembic import command
 from geodata import GRIDS
 
 from gridmap.config import Settings, redact_url
-from gridmap.errors import Conflict, ConfigError, NotFound
+from gridmap.errors import ConfigError, Conflict, NotFound
 from gridmap.store import AreaRecord, Store
 
 
