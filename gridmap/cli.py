@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from gridmap import boundaries
+from gridmap import boundaries, people
 from gridmap.config import Settings, setting_help
 from gridmap.errors import GridmapError
 from gridmap.store import Store
@@ -277,6 +277,33 @@ def reassign(store: Store, settings: Settings) -> None:
 
     counts = assign.reassign(store)
     click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+# ---- people ----------------------------------------------------------------------------------------------
+@main.group("users")
+def users() -> None:
+    """Manage users, their roles and areas."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(people.ROLES), required=True, help="What the user may do.")
+@click.option("--area", "areas", multiple=True, metavar="CODE", help="A grid, community or street code (repeatable).")
+@click.option("--password", is_flag=True, help="Ask for a password for the web login.")
+@with_store
+def users_add(store: Store, settings: Settings, name: str, role: str, areas: tuple[str, ...], password: bool) -> None:
+    """Create a user and print their API token (use it as `Authorization: Bearer TOKEN`)."""
+    secret = click.prompt("password", hide_input=True, confirmation_prompt=True) if password else None
+    token = people.add_user(store, name, role=role, areas=areas, password=secret)
+    click.echo(f"user {name!r} ({role}) created; API token (shown once): {token}")
+
+
+@users.command("list")
+@with_store
+def users_list(store: Store, settings: Settings) -> None:
+    """List users with their roles and areas."""
+    for user in store.list_users():
+        click.echo(f"{user['name']:<20} {user['role']:<12} {' '.join(user['areas'])}")
 
 
 @main.command("serve")

@@ -12,12 +12,16 @@ and a confidence in 0-1 (see CONFIDENCE); "not found" is a result, never an exce
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from gridmap import crs as crs_rules
@@ -655,3 +659,58 @@ def _coordinate(values: dict[str, str | None], column: str, where: str) -> float
         return float(text)
     except ValueError:
         raise InvalidInput(f"{where}: {column} {text!r} is not a number") from None
+
+
+# ---- the store-backed gazetteer ------------------------------------------------------------------------
+def read_gazetteer_file(path: Path, *, crs: str = "wgs84") -> list[GazetteerEntry]:
+    """Read a gazetteer from CSV (UTF-8 or GBK) or GeoJSON points, refusing the first bad row."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInput(f"{path}: no such file")
+    from gridmap.incidents import decode_text  # the one place Chinese text files are decoded
+
+    text = decode_text(path.read_bytes(), path.name)
+    if path.suffix.lower() == ".csv":
+        return read_gazetteer_rows(csv.DictReader(io.StringIO(text, newline="")), first_row=2, crs=crs)
+    if path.suffix.lower() in (".geojson", ".json"):
+        try:
+            features = json.loads(text).get("features") or []
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise InvalidInput(f"{path.name}: not a GeoJSON FeatureCollection") from exc
+        rows = []
+        for feature in features:
+            properties = dict(feature.get("properties") or {})
+            coordinates = (feature.get("geometry") or {}).get("coordinates") or [None, None]
+            properties.setdefault("lon", coordinates[0])
+            properties.setdefault("lat", coordinates[1])
+            rows.append(properties)
+        return read_gazetteer_rows(rows, crs=crs)
+    raise InvalidInput(f"{path.name}: a gazetteer is read from .csv or .geojson")
+
+
+def _entry_row(entry: GazetteerEntry) -> dict:
+    return {
+        "kind": entry.kind,
+        "name": entry.name,
+        "lon": float(entry.lon),
+        "lat": float(entry.lat),
+        "road": entry.road,
+        "number": None if entry.number is None else str(entry.number),
+        "estate": entry.estate,
+        "building": entry.building,
+        "community_code": entry.community_code,
+        "aliases": "|".join(entry.aliases),
+    }
+
+
+def load_gazetteer(store, path: Path, *, crs: str = "wgs84") -> int:
+    """Replace the store's gazetteer with a file's entries (all or nothing)."""
+    entries = read_gazetteer_file(path, crs=crs)
+    if not entries:
+        raise InvalidInput(f"{Path(path).name}: has no entries")
+    return store.replace_gazetteer([_entry_row(e) for e in entries])
+
+
+def store_geocoder(store) -> Gazetteer:
+    """Return a geocoder over the store's gazetteer."""
+    return Gazetteer(read_gazetteer_rows(store.gazetteer_rows()))

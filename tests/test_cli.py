@@ -76,7 +76,7 @@ def test_export_writes_the_requested_format(run, tmp_path):
 def test_init_db_is_idempotent(run):
     first, second = run("init-db"), run("init-db")
     assert first.exit_code == second.exit_code == 0
-    assert first.output == second.output and "schema at revision 0002 " in first.output
+    assert first.output == second.output and "schema at revision 0003 " in first.output
 
 
 def test_bad_database_url_hides_the_password():

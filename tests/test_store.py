@@ -15,7 +15,7 @@ from gridmap.store import AreaRecord, Store
 
 
 def test_new_database_is_at_the_newest_migration(store):
-    assert store.schema_revision() == store.head_revision() == "0002"
+    assert store.schema_revision() == store.head_revision() == "0003"
     assert set(store.table_counts()) == {
         "editions",
         "areas",
@@ -23,6 +23,8 @@ def test_new_database_is_at_the_newest_migration(store):
         "incident_history",
         "gazetteer",
         "geocode_cache",
+        "users",
+        "user_areas",
     }
 
 
@@ -41,7 +43,7 @@ def test_an_old_database_is_upgraded_and_keeps_its_rows(tmp_path):
     )
     old.close()
     upgraded = Store.open(url)
-    assert upgraded.schema_revision() == "0002"
+    assert upgraded.schema_revision() == upgraded.head_revision()
     assert upgraded.area_counts("main")["street"] == 1
     assert upgraded.table_counts()["incidents"] == 0
     upgraded.close()

@@ -107,3 +107,21 @@ geocode_cache = sa.Table(
     sa.Column("response", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
 )
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("password_hash", sa.String(300)),
+    sa.Column("token_hash", sa.String(64), unique=True),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+)
+
+user_areas = sa.Table(
+    "user_areas",
+    metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("area_code", sa.String(32), primary_key=True),
+)

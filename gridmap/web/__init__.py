@@ -38,14 +38,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         SESSION_COOKIE_HTTPONLY=True,
+        # Browsers keep Secure cookies on http://127.0.0.1 and localhost too, so this costs local use nothing.
+        SESSION_COOKIE_SECURE=True,
         SESSION_COOKIE_SAMESITE="Lax",
         JSON_AS_ASCII=False,
     )
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, map_views, pages
+    from gridmap.web import api, auth, map_views, pages
 
+    auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
     app.register_blueprint(map_views.blueprint)

@@ -1,0 +1,108 @@
+"""Who is asking: a session from the login form, or an API token (`Authorization: Bearer TOKEN`).
+
+Forms and cookie-authenticated API writes are protected against CSRF (Flask-WTF); a request that carries
+a Bearer token sends no cookie credentials, so it needs no CSRF token.
+"""
+
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFProtect
+
+from gridmap import people
+from gridmap.errors import Forbidden, GridmapError, Unauthorized
+
+blueprint = Blueprint("auth", __name__)
+csrf = CSRFProtect()
+_UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def init_auth(app: Flask) -> None:
+    """Attach CSRF protection and the per-request user lookup to the app."""
+    app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+    csrf.init_app(app)
+    app.before_request(_load_user)
+    app.context_processor(lambda: {"current_user": current_user()})
+    app.register_blueprint(blueprint)
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+def _load_user() -> None:
+    store = current_app.extensions["gridmap"].store
+    token = _bearer_token()
+    g.user = None
+    if token is not None:
+        g.user = people.user_for_token(store, token)
+        return
+    if request.method in _UNSAFE:
+        csrf.protect()
+    name = session.get("user")
+    if name:
+        g.user = people.find_user(store, name)
+        if g.user is None:
+            session.clear()
+
+
+def current_user() -> people.User | None:
+    """Return the signed-in user of this request, or None."""
+    return g.get("user")
+
+
+def require_user(*roles: str):
+    """Refuse the view to anonymous callers (401, or the login page) and to other roles (403)."""
+
+    def decorate(view):
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            user = current_user()
+            if user is None:
+                if request.path.startswith("/api/"):
+                    raise Unauthorized("sign in or send an API token (Authorization: Bearer TOKEN)")
+                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+            if roles and user.role not in roles:
+                raise Forbidden(f"a {user.role} may not do this")
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths: an open redirect would let a link send users anywhere after login.
+    if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    """Show the login form and sign in."""
+    error = None
+    if request.method == "POST":
+        store = current_app.extensions["gridmap"].store
+        try:
+            user = people.user_for_password(store, request.form.get("name", ""), request.form.get("password", ""))
+        except GridmapError as exc:
+            error = exc.message
+        else:
+            session.clear()
+            session["user"] = user.name
+            return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@blueprint.post("/logout")
+def logout():
+    """Sign out."""
+    session.clear()
+    return redirect("/")
