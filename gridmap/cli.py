@@ -162,8 +162,13 @@ def demo(store: Store, settings: Settings, if_empty: bool) -> None:
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
         return
+    from gridmap import geocode
+    from gridmap.demo import GAZETTEER_FILE
+
     counts = boundaries.load_demo(store, demo_boundary_dir())
     click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
+    entries = geocode.load_gazetteer(store, demo_boundary_dir() / GAZETTEER_FILE)
+    click.echo(f"loaded the demo gazetteer: {entries} addresses")
 
 
 # ---- locating incidents --------------------------------------------------------------------------------

@@ -81,5 +81,6 @@ def test_demo_command_loads_the_district_once(database_url):
     first = runner.invoke(main, ["demo", "--db", database_url])
     assert first.exit_code == 0, first.output
     assert "12 streets, 175 communities, 1464 grids" in first.output
+    assert "loaded the demo gazetteer: 14067 addresses" in first.output
     again = runner.invoke(main, ["demo", "--if-empty", "--db", database_url])
     assert again.exit_code == 0 and "demo not loaded" in again.output

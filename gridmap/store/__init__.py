@@ -492,6 +492,65 @@ class Store:
             ).mappings()
             return {**dict(row), "history": [dict(h) for h in history]}
 
+    def list_incidents(
+        self,
+        *,
+        scope: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+        grid_code: str | None = None,
+        community_code: str | None = None,
+        category_code: str | None = None,
+        source: str | None = None,
+        reported_from: dt.datetime | None = None,
+        reported_to: dt.datetime | None = None,
+        bbox: tuple[float, float, float, float] | None = None,
+        deadline_before: dt.datetime | None = None,
+        after_id: int = 0,
+        limit: int | None = 100,
+    ) -> list[dict]:
+        """Return incidents matching every given filter, by id; `scope` limits them to these area codes."""
+        c = t.incidents.c
+        query = sa.select(t.incidents).where(c.id > after_id).order_by(c.id)
+        if scope is not None:
+            codes = list(scope)
+            query = query.where(sa.or_(c.grid_code.in_(codes), c.community_code.in_(codes), c.street_code.in_(codes)))
+        if statuses:
+            query = query.where(c.status.in_(list(statuses)))
+        for column, value in (
+            (c.grid_code, grid_code),
+            (c.community_code, community_code),
+            (c.category_code, category_code),
+            (c.source, source),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if reported_from is not None:
+            query = query.where(c.reported_at >= reported_from)
+        if reported_to is not None:
+            query = query.where(c.reported_at < reported_to)
+        if bbox is not None:
+            west, south, east, north = bbox
+            query = query.where(c.lon.between(west, east), c.lat.between(south, north))
+        if deadline_before is not None:
+            query = query.where(c.deadline < deadline_before, c.status.not_in(("closed", "rejected")))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def change_incident(self, incident_id: int, *, version: int, changes: dict, history: dict) -> dict:
+        """Apply a workflow step if the incident is still at `version`; append its history entry."""
+        with self.transaction() as conn:
+            updated = conn.execute(
+                t.incidents.update()
+                .where(t.incidents.c.id == incident_id, t.incidents.c.version == version)
+                .values(**changes, version=version + 1)
+            ).rowcount
+            if updated != 1:
+                raise Conflict(f"incident {incident_id} was changed by someone else; reload it and try again")
+            conn.execute(t.incident_history.insert().values(incident_id=incident_id, **history))
+        return self.get_incident(incident_id)
+
     # ---- gazetteer and geocoder cache --------------------------------------------------------------
     def replace_gazetteer(self, entries: Sequence[dict]) -> int:
         """Replace the whole offline gazetteer in one transaction."""
