@@ -9,20 +9,30 @@ PYTHON=${PYTHON:-python3}
 
 packages=()
 need() { dpkg -s "$1" >/dev/null 2>&1 || packages+=("$1"); }
+install_needed() {
+  [ ${#packages[@]} -gt 0 ] || return 0
+  echo "setup: installing system packages: ${packages[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  [ -n "${apt_updated:-}" ] || { $sudo_cmd apt-get update -qq; apt_updated=1; }
+  # The postgresql package starts a cluster on install where services can run; tests use their own.
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  packages=()
+}
 if command -v dpkg >/dev/null 2>&1; then
   need libsqlite3-mod-spatialite
   if [ "$purpose" = test ]; then
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then need postgresql; fi
-    if ! ls /usr/share/postgresql/*/extension/postgis.control >/dev/null 2>&1; then need postgis; fi
     command -v chromium >/dev/null 2>&1 || need chromium
     need fonts-noto-cjk
   fi
-  if [ ${#packages[@]} -gt 0 ]; then
-    echo "setup: installing system packages: ${packages[*]}"
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    # The postgresql package starts a cluster on install where services can run; tests use their own.
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${packages[@]}"
+  install_needed
+  if [ "$purpose" = test ]; then
+    # The PostGIS extension is packaged per server version (the plain `postgis` package is only its tools).
+    for server in /usr/lib/postgresql/*/; do
+      version=$(basename "$server")
+      [ -f "/usr/share/postgresql/$version/extension/postgis.control" ] || need "postgresql-$version-postgis-3"
+    done
+    install_needed
   fi
 else
   echo "setup: not a Debian/Ubuntu system; install SpatiaLite (and for tests PostgreSQL+PostGIS, Chromium) yourself" >&2

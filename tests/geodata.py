@@ -92,3 +92,12 @@ def write_district(directory: Path) -> dict[str, Path]:
         "community": write_geojson(directory / "communities.geojson", COMMUNITIES),
         "grid": write_geojson(directory / "grids.geojson", GRIDS),
     }
+
+
+def load_district(store, directory: Path, *, edition: str | None = None) -> None:
+    """Load the tiny district (street, communities, grids) into a store through the real import path."""
+    from gridmap import boundaries
+
+    files = write_district(directory)
+    for level in ("street", "community", "grid"):
+        boundaries.commit_import(store, boundaries.plan_import(store, files[level], level=level, edition=edition))

@@ -366,6 +366,16 @@ class Store:
             found = dict(conn.execute(query).all())
         return {level: found.get(level, 0) for level in LEVELS}
 
+    def edition_fingerprint(self, edition: str) -> tuple:
+        """Return a cheap value that changes whenever an edition's areas change (for in-memory caches)."""
+        query = (
+            sa.select(sa.func.count(t.areas.c.id), sa.func.max(t.areas.c.id), sa.func.sum(t.areas.c.id))
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+        )
+        with self._connect() as conn:
+            return tuple(conn.execute(query).one())
+
     def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
         """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
         params = {"lon": lon, "lat": lat, "edition": edition}

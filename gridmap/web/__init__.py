@@ -46,12 +46,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, auth, map_views, pages
+    from gridmap.web import api, audit_views, auth, case_views, map_views, pages
 
     auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
+    # These blueprints serve both pages and /api/... routes, so they carry full paths themselves.
     app.register_blueprint(map_views.blueprint)
+    app.register_blueprint(case_views.blueprint)
+    app.register_blueprint(audit_views.blueprint)
     _register_error_mapper(app)
     return app
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+import math
 
+from flask import Blueprint, current_app, jsonify, request
+
+from gridmap import assign
+from gridmap.errors import InvalidInput
 from gridmap.store import Store
 
 blueprint = Blueprint("api", __name__)
@@ -24,3 +28,29 @@ def list_editions():
 def health():
     """Say the service is up and which schema revision the database is at."""
     return jsonify({"status": "ok", "schema": _store().schema_revision()})
+
+
+def _number(name: str) -> float:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        raise InvalidInput(f"missing query parameter {name!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InvalidInput(f"{name}={raw!r} is not a finite number")
+    return value
+
+
+@blueprint.get("/locate")
+def locate():
+    """Find the grid of a point: ?lon=&lat=[&crs=wgs84|cgcs2000|gcj02|bd09][&edition=]."""
+    result = assign.locate(
+        _store(),
+        lon=_number("lon"),
+        lat=_number("lat"),
+        crs=request.args.get("crs", "wgs84"),
+        edition=request.args.get("edition") or None,
+    )
+    return jsonify(result)

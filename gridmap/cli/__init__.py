@@ -1,4 +1,7 @@
-"""The `gridmap` command: parse options, call the core, print. The only module that imports click."""
+"""The `gridmap` command: parse options, call the core, print. The only package that imports click.
+
+Commands of the cases, maps and audit work live in sibling modules, registered at the bottom.
+"""
 
 from __future__ import annotations
 
@@ -215,7 +218,8 @@ def locate(
         if output_path is None:
             raise click.UsageError("--input needs --output")
         index = assign.grid_index(store, edition=edition)
-        with click.progressbar(length=input_path.stat().st_size, label="locating", file=sys.stderr) as bar:
+        rows = max(1, input_path.read_bytes().count(b"\n") - 1) if input_path.exists() else 1
+        with click.progressbar(length=rows, label="locating", file=sys.stderr) as bar:
             counts = assign.locate_csv(
                 index,
                 input_path,
@@ -326,6 +330,9 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     click.echo(f"gridmap on http://{settings.host}:{settings.port} ({app.extensions['gridmap'].store.describe()})")
     waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="gridmap")
 
+
+# Registering commands from sibling modules needs `main` and `with_store` defined first.
+from gridmap.cli import audit_commands, case_commands, map_commands  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
