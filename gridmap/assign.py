@@ -32,10 +32,12 @@ from gridmap.errors import InvalidInput, NotFound
 # A cell's box is widened by this much (degrees, about 0.1 mm) before testing that a grid's interior holds it,
 # so a point that floating-point rounding puts in a neighbouring cell still lies inside the box that was tested.
 _CELL_MARGIN = 1e-9
+# How close (in cells) an edge may pass to a cell border and still mark the cell beyond it.
+_HAIR = 1e-6
 _EMPTY = -1  # no grid touches the cell
 _MIXED = -2  # an edge crosses the cell: test exactly
 _OUTSIDE = -3  # beyond the raster (outside every grid's bounding box)
-CELLS_PER_GRID = 1024
+CELLS_PER_GRID = 2048
 MAX_CELLS = 8_000_000
 EXACT_CHUNK = 200_000
 
@@ -168,6 +170,7 @@ class GridIndex:
             self.owner = np.zeros((0,), dtype=np.int32)
             self.candidate_start = np.zeros(1, dtype=np.int64)
             self.candidate_grid = np.zeros(0, dtype=np.int64)
+            self._owner_or_outside = np.array([_OUTSIDE], dtype=np.int64)
             return
         minx, miny, maxx, maxy = shapely.total_bounds(self.geometries)
         width, height = max(maxx - minx, 1e-9), max(maxy - miny, 1e-9)
@@ -199,16 +202,18 @@ class GridIndex:
             owner = lookup[regions]
         self.owner = owner.ravel()
         self._collect_cell_candidates()
+        self._owner_or_outside = np.append(self.owner, _OUTSIDE).astype(np.int64)
 
     def _cells_on_edges(self) -> np.ndarray:
-        """Mark every cell that an edge of some grid passes through (or near: the marking errs on the safe side)."""
+        """Mark every cell that an edge of some grid passes through (erring on the safe side)."""
         marked = np.zeros((self.ny, self.nx), dtype=bool)
         rings = shapely.get_rings(shapely.get_parts(self.geometries))
         coords, ring_of = shapely.get_coordinates(rings, return_index=True)
         same_ring = ring_of[1:] == ring_of[:-1]
         start, end = coords[:-1][same_ring], coords[1:][same_ring]
-        # Sample each segment at most half a cell apart; a cell the segment clips between two samples is next to
-        # a sampled cell, so marking the 3x3 block around every sample misses none.
+        # Sample each segment at most half a cell apart, so consecutive samples lie in the same or neighbouring
+        # cells. Mark each sample's cell (and the cells it is within a hair of, so rounding cannot hide an edge
+        # lying on a cell border), and for a diagonal step both cells beside it, one of which the segment crosses.
         gx = (start[:, 0] - self.x0) / self.dx, (end[:, 0] - self.x0) / self.dx
         gy = (start[:, 1] - self.y0) / self.dy, (end[:, 1] - self.y0) / self.dy
         steps = np.ceil(np.maximum(np.abs(gx[1] - gx[0]), np.abs(gy[1] - gy[0])) * 2).astype(np.int64) + 1
@@ -217,10 +222,18 @@ class GridIndex:
         fraction = offsets / np.repeat(steps, steps + 1)
         sx = gx[0][segment] + (gx[1] - gx[0])[segment] * fraction
         sy = gy[0][segment] + (gy[1] - gy[0])[segment] * fraction
-        ix = np.clip(np.floor(sx).astype(np.int64), 0, self.nx - 1)
-        iy = np.clip(np.floor(sy).astype(np.int64), 0, self.ny - 1)
-        marked[iy, ix] = True
-        return ndimage.binary_dilation(marked, structure=np.ones((3, 3), dtype=bool))
+
+        def cell(values, limit):
+            return np.clip(np.floor(values).astype(np.int64), 0, limit - 1)
+
+        for shift_x in (-_HAIR, _HAIR):
+            for shift_y in (-_HAIR, _HAIR):
+                marked[cell(sy + shift_y, self.ny), cell(sx + shift_x, self.nx)] = True
+        ix, iy = cell(sx, self.nx), cell(sy, self.ny)
+        same_segment = segment[1:] == segment[:-1]
+        marked[iy[:-1][same_segment], ix[1:][same_segment]] = True
+        marked[iy[1:][same_segment], ix[:-1][same_segment]] = True
+        return marked
 
     def _collect_cell_candidates(self) -> None:
         """Keep, for each cell on an edge, the grids that may cover its points (code order), as CSR arrays."""
@@ -253,12 +266,15 @@ class GridIndex:
         }
 
     def _cells(self, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
+        """Return each point's cell number; points beyond the raster (or not finite) get `self.owner.size`."""
         with np.errstate(invalid="ignore"):
-            ix = np.floor((lons - self.x0) / self.dx)
-            iy = np.floor((lats - self.y0) / self.dy)
-            valid = (ix >= 0) & (ix < self.nx) & (iy >= 0) & (iy < self.ny)
-        cell = np.full(lons.shape, -1, dtype=np.int64)
-        cell[valid] = iy[valid].astype(np.int64) * self.nx + ix[valid].astype(np.int64)
+            fx = (lons - self.x0) / self.dx
+            fy = (lats - self.y0) / self.dy
+            outside = ~((fx >= 0) & (fx < self.nx) & (fy >= 0) & (fy < self.ny))
+            np.copyto(fx, 0.0, where=outside)
+            np.copyto(fy, 0.0, where=outside)
+        cell = fy.astype(np.int64) * self.nx + fx.astype(np.int64)  # truncation is floor for values >= 0
+        cell[outside] = self.owner.size
         return cell
 
     # ---- one point -------------------------------------------------------------------------------------
@@ -310,13 +326,21 @@ class GridIndex:
         distances = np.full(len(lons), np.nan)
         if not len(self.codes) or not len(lons):
             return positions, distances
-        points = shapely.points(lons, lats)
-        # Degrees are not metres (a degree of longitude is shorter than one of latitude here), so take every grid
-        # within 1.5× the nearest one's degree distance and keep the one nearest in metres.
-        _, first = self.tree.query_nearest(points, return_distance=True)
-        search = np.maximum(first * 1.5, 1e-9)
-        which, grids = self.tree.query(points, predicate="dwithin", distance=search)
-        ends = shapely.get_coordinates(shapely.shortest_line(points[which], self.geometries[grids]))
+        tree, scaled, scale = self._metric_tree()
+        lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        points = shapely.points(lons * scale, lats)
+        # Distances in this space (longitude shrunk as at the index's mid latitude) are metres up to a factor
+        # that varies with latitude between the point and the grids; every grid whose scaled distance is within
+        # that factor of the nearest one may be the nearest in metres, so all of them are measured exactly.
+        pairs, nearest = tree.query_nearest(points, return_distance=True, all_matches=False)
+        first = np.zeros(len(points))
+        first[pairs[0]] = nearest
+        low = np.minimum(np.abs(lats), self._lat_span[0])
+        high = np.minimum(np.maximum(np.abs(lats), self._lat_span[1]), 89.9)
+        slack = np.maximum(1.0, _east_scale(low) / scale) / np.minimum(1.0, _east_scale(high) / scale)
+        which, grids = tree.query(points, predicate="dwithin", distance=np.maximum(first * slack * 1.0001, 1e-12))
+        ends = shapely.get_coordinates(shapely.shortest_line(points[which], scaled[grids]))
+        ends[:, 0] /= scale
         metres = crs_module.geodesic_distance_m(
             lon1=ends[0::2, 0], lat1=ends[0::2, 1], lon2=ends[1::2, 0], lat2=ends[1::2, 1]
         )
@@ -329,6 +353,16 @@ class GridIndex:
         distances[which[keep]] = metres[keep]
         return positions, distances
 
+    def _metric_tree(self) -> tuple[shapely.STRtree, np.ndarray, float]:
+        """Return (built once) the grids with longitudes scaled so a degree each way is as long, and their tree."""
+        if getattr(self, "_metric", None) is None:
+            _, miny, _, maxy = shapely.total_bounds(self.geometries)
+            scale = float(_east_scale(np.array([(miny + maxy) / 2]))[0])
+            scaled = shapely.transform(self.geometries, lambda xy: xy * np.array([scale, 1.0]))
+            self._lat_span = (min(abs(miny), abs(maxy)) if miny * maxy > 0 else 0.0, max(abs(miny), abs(maxy)))
+            self._metric = (shapely.STRtree(scaled), scaled, scale)
+        return self._metric
+
     # ---- many points -----------------------------------------------------------------------------------
     def locate_many(self, lons: Sequence[float], lats: Sequence[float], *, nearest: bool = True) -> BulkResult:
         """Apply the rule to many WGS84 points at once; `nearest=False` skips the nearest-grid search."""
@@ -339,10 +373,8 @@ class GridIndex:
         candidates: dict[int, tuple[int, ...]] = {}
         if len(self.codes) and len(lons):
             cell = self._cells(lons, lats)
-            in_raster = cell >= 0
-            owner = np.full(lons.shape, _OUTSIDE, dtype=np.int64)
-            owner[in_raster] = self.owner[cell[in_raster]]
-            grid[owner >= 0] = owner[owner >= 0]
+            owner = self._owner_or_outside[cell]
+            np.maximum(owner, -1, out=grid)
             edge = np.flatnonzero(owner == _MIXED)
             for chunk in np.array_split(edge, max(1, len(edge) // EXACT_CHUNK)):
                 self._exact(chunk, cell[chunk], lons, lats, grid, ambiguous, candidates)
@@ -381,6 +413,14 @@ class GridIndex:
             starts = dict(zip(point[leading].tolist(), np.flatnonzero(leading).tolist(), strict=True))
             for local in several.tolist():
                 candidates[int(positions[local])] = tuple(grids[starts[local] : starts[local] + hits[local]].tolist())
+
+
+def _east_scale(lats: np.ndarray) -> np.ndarray:
+    """Return the length of a degree of longitude over that of a degree of latitude, on the WGS84 ellipsoid."""
+    e2 = 0.00669437999014  # WGS84 first eccentricity squared
+    sin2 = np.sin(np.radians(lats)) ** 2
+    # N cos(lat) / M, with N and M the ellipsoid's prime-vertical and meridional radii of curvature.
+    return np.cos(np.radians(lats)) * (1 - e2 * sin2) / (1 - e2)
 
 
 # ---- the store-backed front: one cached index per edition ----------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
-from geodata import GRIDS, load_district
+from geodata import COMMUNITIES, GRIDS, STREET, load_district, write_geojson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon, box
@@ -21,6 +21,9 @@ from gridmap.cli import main
 from gridmap.errors import InvalidInput
 
 NW, SW, NE, SE = (g["code"] for g in GRIDS)
+# The north-east grid has a hole: a 0.002° square its community covers and no grid does (a gap).
+HOLE = box(117.114, 39.114, 117.116, 39.116)
+HOLED_GRIDS = [{**g, "geometry": g["geometry"].difference(HOLE)} if g["code"] == NE else g for g in GRIDS]
 
 
 def metres(lon1, lat1, lon2, lat2) -> float:
@@ -35,10 +38,17 @@ SCENARIOS = [
     ("vertex shared by four grids", 117.11, 39.11, NW, True, [NW, SW, NE, SE], None, None),
     ("outer edge belongs to its one grid", 117.10, 39.105, SW, False, [SW], None, None),
     ("outer corner", 117.12, 39.12, NE, False, [NE], None, None),
+    ("in a hole (a gap in coverage)", 117.115, 39.115, None, False, [], NE, metres(117.115, 39.115, 117.114, 39.115)),
+    ("on the rim of a hole", 117.114, 39.115, NE, False, [NE], None, None),
     ("east of the district", 117.13, 39.115, None, False, [], NE, metres(117.12, 39.115, 117.13, 39.115)),
     ("south of the district", 117.115, 39.09, None, False, [], SE, metres(117.115, 39.10, 117.115, 39.09)),
 ]
 IDS = [s[0] for s in SCENARIOS]
+# (name, lon, lat, what the refusal says)
+REFUSALS = [
+    ("swapped lat/lon", 39.115, 117.105, "swapped"),
+    ("projected metres given as degrees", 13030000.0, 4740000.0, "projected"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +56,28 @@ def tiny_index():
     communities = {g["parent_code"] for g in GRIDS}
     assert communities == {"120104001001", "120104001002"}
     return assign.GridIndex.build(
-        [g["code"] for g in GRIDS],
-        [g["geometry"] for g in GRIDS],
-        [g["parent_code"] for g in GRIDS],
-        ["120104001"] * len(GRIDS),
+        [g["code"] for g in HOLED_GRIDS],
+        [g["geometry"] for g in HOLED_GRIDS],
+        [g["parent_code"] for g in HOLED_GRIDS],
+        ["120104001"] * len(HOLED_GRIDS),
     )
+
+
+def load_holed_district(store, directory) -> None:
+    from gridmap import boundaries
+
+    files = {
+        "street": write_geojson(directory / "streets.geojson", [STREET]),
+        "community": write_geojson(directory / "communities.geojson", COMMUNITIES),
+        "grid": write_geojson(directory / "grids.geojson", HOLED_GRIDS),
+    }
+    for level in ("street", "community", "grid"):
+        boundaries.commit_import(store, boundaries.plan_import(store, files[level], level=level))
 
 
 @pytest.fixture
 def district(store, tmp_path):
-    load_district(store, tmp_path)
+    load_holed_district(store, tmp_path)
     return store
 
 
@@ -182,6 +204,16 @@ def test_scenarios_through_the_store(district, scenario):
     assert list(answer.candidates) == scenario[5]
 
 
+@pytest.mark.parametrize("refusal", REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_refusals_through_the_store_and_the_cli(district, database_url, refusal):
+    _, lon, lat, reason = refusal
+    with pytest.raises(InvalidInput, match=reason):
+        assign.locate(district, lon=lon, lat=lat)
+    result = CliRunner().invoke(main, ["locate", "--lon", str(lon), "--lat", str(lat), "--db", database_url])
+    assert result.exit_code == 1
+    assert reason in result.output
+
+
 def test_scenarios_through_the_cli(district, database_url):
     runner = CliRunner()
     for scenario in SCENARIOS:
@@ -207,7 +239,7 @@ def test_scenarios_through_http(live_server, database_url, tmp_path):
 
     store = Store.open(database_url)
     try:
-        load_district(store, tmp_path)
+        load_holed_district(store, tmp_path)
     finally:
         store.close()
     for scenario in SCENARIOS:
@@ -218,9 +250,8 @@ def test_scenarios_through_http(live_server, database_url, tmp_path):
     for query, message in (
         ("lon=abc&lat=39.1", "lon='abc' is not a number"),
         ("lat=39.1", "missing query parameter 'lon'"),
-        ("lon=39.115&lat=117.105", "swapped"),
-        ("lon=13030000&lat=4740000", "projected"),
         ("lon=117.1&lat=39.1&crs=utm", "utm"),
+        *((f"lon={lon}&lat={lat}", reason) for _, lon, lat, reason in REFUSALS),
     ):
         status, answer = get_json(f"{live_server}/api/locate?{query}")
         assert status == 400, query
@@ -355,3 +386,34 @@ def test_reassign_moves_current_grid_and_keeps_the_original(district, tmp_path):
     moved, kept = sorted(points.values(), key=lambda p: p["id"])
     assert (moved["grid_code"], moved["original_grid_code"]) == ("120104001001003", SW)
     assert (kept["grid_code"], kept["original_grid_code"]) == (NE, NE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0.001, 0.999), st.floats(0.001, 0.999)), min_size=3, max_size=25, unique=True),
+    st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=1, max_size=40),
+    st.integers(0, 2**32 - 1),
+)
+def test_slanted_tilings_agree_with_brute_force_covers(seeds, free_points, pick):
+    """Voronoi cells have slanted edges at every angle: the raster must never hide one."""
+    square = box(117.0, 39.0, 117.05, 39.05)
+    sites = shapely.multipoints([(117.0 + x * 0.05, 39.0 + y * 0.05) for x, y in seeds])
+    cells = [c.intersection(square) for c in shapely.get_parts(shapely.voronoi_polygons(sites, extend_to=square))]
+    cells = [c for c in cells if not c.is_empty and c.area > 0]
+    codes = [f"G{i:03d}" for i in range(len(cells))]
+    index = assign.GridIndex.build(codes, cells)
+    # Probe free points, every vertex and the midpoint of every edge (where ties live).
+    vertices = shapely.get_coordinates(np.array(cells, dtype=object))
+    rng = np.random.default_rng(pick)
+    chosen = vertices[rng.choice(len(vertices), size=min(30, len(vertices)), replace=False)]
+    midpoints = (chosen + np.roll(chosen, 1, axis=0)) / 2
+    probes = np.vstack([[(117.0 + x * 0.05, 39.0 + y * 0.05) for x, y in free_points], chosen, midpoints])
+    bulk = index.locate_many(probes[:, 0], probes[:, 1], nearest=False)
+    for position, (lon, lat) in enumerate(probes):
+        point = shapely.Point(lon, lat)
+        covering = sorted(code for code, cell in zip(codes, cells, strict=True) if cell.covers(point))
+        answer = bulk.assignment(position)
+        assert answer.grid_code == (covering[0] if covering else None), (lon, lat)
+        if covering:
+            assert list(answer.candidates) == covering
+        assert index.locate(lon=lon, lat=lat).grid_code == answer.grid_code
