@@ -42,6 +42,27 @@ class Settings:
         "GRIDMAP_SECRET_KEY",
         "Key that signs session cookies; when empty a random key is made per process.",
     )
+    geocoder: str = _setting(
+        "gazetteer",
+        "GRIDMAP_GEOCODER",
+        "Geocoder for addresses: gazetteer (offline, the default) or nominatim (the offline gazetteer first, "
+        "then a Nominatim server for addresses it cannot place).",
+    )
+    nominatim_url: str = _setting(
+        "https://nominatim.openstreetmap.org",
+        "GRIDMAP_NOMINATIM_URL",
+        "Base URL of the Nominatim server used when geocoder=nominatim.",
+    )
+    geocoder_min_interval: float = _setting(
+        1.0,
+        "GRIDMAP_GEOCODER_MIN_INTERVAL",
+        "Seconds between two requests to the online geocoder (the public Nominatim allows one per second).",
+    )
+    geocoder_user_agent: str = _setting(
+        "gridmap/0.1 (community grid governance)",
+        "GRIDMAP_GEOCODER_USER_AGENT",
+        "User-Agent sent to the online geocoder; public Nominatim asks for one that identifies the application.",
+    )
     households_min: int = _setting(
         300, "GRIDMAP_HOUSEHOLDS_MIN", "Lowest households per grid before the audit flags it."
     )
@@ -57,7 +78,7 @@ class Settings:
         for f in fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw not in (None, ""):
-                values[f.name] = int(raw) if f.type == "int" else raw
+                values[f.name] = {"int": int, "float": float}.get(f.type, str)(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

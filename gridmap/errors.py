@@ -49,3 +49,9 @@ class ConfigError(GridmapError):
     """A setting is missing or wrong (bad database URL, missing SpatiaLite)."""
 
     status = 500
+
+
+class ServiceUnavailable(GridmapError):
+    """A service gridmap depends on (an online geocoder) did not answer; trying again later may work."""
+
+    status = 503

@@ -319,7 +319,7 @@ def prepare_import(
     return result
 
 
-def import_incidents(store, path: Path, *, crs: str = "wgs84") -> IncidentImport:
+def import_incidents(store, path: Path, *, crs: str = "wgs84", settings=None) -> IncidentImport:
     """Read, geocode and assign an incident file and write its good rows in one transaction."""
     from gridmap import assign, geocode
 
@@ -329,7 +329,7 @@ def import_incidents(store, path: Path, *, crs: str = "wgs84") -> IncidentImport
     outcome = prepare_import(
         read_rows(path),
         filename=path.name,
-        geocoder=geocode.store_geocoder(store),
+        geocoder=geocode.store_geocoder(store, settings),
         locate=index.locate,
         known_source_ids=store.existing_source_ids,
         coordinates_crs=crs,

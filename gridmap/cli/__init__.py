@@ -272,7 +272,7 @@ def import_incidents(store: Store, settings: Settings, file: Path, source_crs: s
     """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: geocode, assign, one transaction."""
     from gridmap import incidents
 
-    outcome = incidents.import_incidents(store, file, crs=source_crs)
+    outcome = incidents.import_incidents(store, file, crs=source_crs, settings=settings)
     for line in outcome.summary():
         click.echo(line)
     click.echo(f"imported: {len(outcome.rows)}")

@@ -368,13 +368,23 @@ class Store:
 
     def edition_fingerprint(self, edition: str) -> tuple:
         """Return a cheap value that changes whenever an edition's areas change (for in-memory caches)."""
+        a = t.areas.c
         query = (
-            sa.select(sa.func.count(t.areas.c.id), sa.func.max(t.areas.c.id), sa.func.sum(t.areas.c.id))
+            sa.select(
+                sa.func.count(a.id),
+                sa.func.max(a.id),
+                sa.func.sum(a.id),
+                sa.func.sum(sa.func.ST_NPoints(a.geom)),
+                sa.func.sum(sa.func.ST_Area(a.geom) + sa.func.ST_Perimeter(a.geom)),
+                t.editions.c.status,
+            )
             .join(t.editions)
             .where(t.editions.c.name == edition)
+            .group_by(t.editions.c.status)
         )
         with self._connect() as conn:
-            return tuple(conn.execute(query).one())
+            row = conn.execute(query).first()
+        return tuple(row) if row is not None else ()
 
     def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
         """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
@@ -569,6 +579,22 @@ class Store:
             if entries:
                 conn.execute(t.gazetteer.insert(), list(entries))
         return len(entries)
+
+    def gazetteer_fingerprint(self) -> tuple:
+        """Return a cheap value that changes whenever the gazetteer is replaced (for in-memory caches)."""
+        g = t.gazetteer.c
+        # Ids restart after a full replacement on SQLite, so the content is summed in as well.
+        query = sa.select(
+            sa.func.count(g.id),
+            sa.func.max(g.id),
+            sa.func.sum(g.lon),
+            sa.func.sum(g.lat),
+            sa.func.min(g.name),
+            sa.func.max(g.name),
+            sa.func.sum(sa.func.length(g.name)),
+        )
+        with self._connect() as conn:
+            return tuple(conn.execute(query).one())
 
     def gazetteer_rows(self) -> list[dict]:
         """Return every gazetteer entry."""
