@@ -16,7 +16,7 @@ lint:
 	.venv/bin/ruff format --check gridmap tests bench
 
 bench:
-	.venv/bin/python bench/bench_boundaries.py
+	for script in bench/bench_*.py; do echo "== $$script"; .venv/bin/python $$script || exit 1; done
 
 clean:
 	rm -rf .venv instance build test-artifacts

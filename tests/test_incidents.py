@@ -156,3 +156,15 @@ def test_the_cli_prints_what_it_did(district, database_url, tmp_path):
     again = CliRunner().invoke(main, ["import-incidents", str(source), "--db", database_url])
     assert "already imported (same source id): 3" in again.output
     assert "imported: 0" in again.output
+
+
+def test_geocode_command_finds_an_address_and_its_grid(district, database_url):
+    runner = CliRunner()
+    found = runner.invoke(
+        main, ["geocode", "天津市南开区朝园里三栋2单元501", "--locate", "--json", "--db", database_url]
+    )
+    answer = json.loads(found.output)
+    assert (answer["level"], answer["lon"], answer["lat"]) == ("building", 117.106, 39.106)
+    assert answer["grid"]["grid_code"] == SW
+    missing = runner.invoke(main, ["geocode", "火星路1号", "--db", database_url])
+    assert missing.exit_code == 0 and missing.output.startswith("not found: 火星路1号")

@@ -245,6 +245,43 @@ def locate(
         click.echo("ambiguous: on a shared boundary of " + ", ".join(result["candidates"]) + " (lowest code wins)")
 
 
+@main.command("geocode")
+@click.argument("address")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.option("--locate", "then_locate", is_flag=True, help="Also find the grid of the point.")
+@with_store
+def geocode_address(store: Store, settings: Settings, address: str, as_json: bool, then_locate: bool) -> None:
+    """Find the point of an address (offline gazetteer; Nominatim too when GRIDMAP_GEOCODER=nominatim)."""
+    from gridmap import assign, geocode
+
+    result = geocode.store_geocoder(store, settings).geocode(address)
+    answer = {
+        "found": result.found,
+        "lon": result.lon,
+        "lat": result.lat,
+        "level": result.level,
+        "confidence": round(result.confidence, 3),
+        "matched": result.entry.name if result.entry else None,
+        "normalized": result.normalized,
+        "suggestions": [] if result.found else [c.name for c in result.candidates],
+    }
+    if result.found and then_locate:
+        answer["grid"] = assign.locate(store, lon=result.lon, lat=result.lat)
+    if as_json:
+        click.echo(json.dumps(answer, ensure_ascii=False))
+        return
+    if not result.found:
+        hint = f"; did you mean: {', '.join(answer['suggestions'])}" if answer["suggestions"] else ""
+        click.echo(f"not found: {address}{hint}")
+        return
+    click.echo(
+        f"{result.lon:.6f}, {result.lat:.6f}  {result.level} (confidence {result.confidence:.2f}): {answer['matched']}"
+    )
+    if "grid" in answer:
+        grid = answer["grid"]
+        click.echo(f"grid {grid['grid_code']} {grid['grid_name']}" if grid["grid_code"] else "in no grid")
+
+
 @main.command("load-gazetteer")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--crs", "source_crs", type=CRS_CHOICE, default="wgs84", show_default=True)
