@@ -408,6 +408,103 @@ class Store:
         with self._connect() as conn:
             return list(conn.execute(sa.text(sql), params).scalars())
 
+    # ---- drafts: editing one area at a time ------------------------------------------------------------
+    def copy_edition(self, source: str, target: str) -> Edition:
+        """Copy every area of `source` into a new draft edition `target` (versions start again at 1)."""
+        columns = [c.name for c in t.areas.columns if c.name not in ("id", "edition_id", "version")]
+        with self.transaction() as conn:
+            source_id = self._edition_id(conn, source)
+            target_id = self._insert_edition(conn, target, "draft")
+            selected = sa.select(sa.literal(target_id), *(t.areas.c[c] for c in columns)).where(
+                t.areas.c.edition_id == source_id
+            )
+            conn.execute(t.areas.insert().from_select(["edition_id", *columns], selected))
+        return self.get_edition(target)
+
+    def get_area(self, edition: str, code: str) -> dict:
+        """Return one area's attributes, `version` and shapely `geometry`."""
+        query = (
+            sa.select(
+                *(t.areas.c[f] for f in AREA_FIELDS),
+                t.areas.c.version,
+                sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"),
+            )
+            .join(t.editions)
+            .where(t.editions.c.name == edition, t.areas.c.code == code)
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"edition {edition!r} has no area {code!r}")
+        area = {k: v for k, v in row.items() if k != "wkb"}
+        area["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
+        return area
+
+    def area_versions(self, edition: str) -> dict[str, int]:
+        """Return code → version for every area of an edition."""
+        query = sa.select(t.areas.c.code, t.areas.c.version).join(t.editions).where(t.editions.c.name == edition)
+        with self._connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def codes_ever_used(self, prefix: str) -> set[str]:
+        """Return every area code starting with `prefix` in any edition, retired ones included."""
+        query = sa.select(t.areas.c.code).distinct().where(t.areas.c.code.startswith(prefix, autoescape=True))
+        with self._connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def save_area(self, edition: str, code: str, *, version: int, geometry=None, attributes: dict | None = None) -> int:
+        """Change one area of a draft if it is still at `version`; return the new version."""
+        return self.save_areas(edition, [(code, version, geometry, attributes or {})])[code]
+
+    def save_areas(self, edition: str, changes: Sequence[tuple[str, int, object, dict]]) -> dict[str, int]:
+        """Apply (code, version seen, new geometry or None, attributes) to a draft's areas, all or none."""
+        new_versions: dict[str, int] = {}
+        with self.transaction() as conn:
+            edition_id = self._draft_id(conn, edition)
+            for code, version, geometry, attributes in changes:
+                values = dict(attributes)
+                if geometry is not None:
+                    if geometry.geom_type == "Polygon":
+                        geometry = shapely.MultiPolygon([geometry])
+                    values["geom"] = from_shape(geometry, srid=4326)
+                updated = conn.execute(
+                    t.areas.update()
+                    .where(t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version)
+                    .values(**values, version=version + 1)
+                ).rowcount
+                if updated != 1:
+                    now = conn.execute(
+                        sa.select(t.areas.c.version).where(t.areas.c.edition_id == edition_id, t.areas.c.code == code)
+                    ).scalar()
+                    if now is None:
+                        raise NotFound(f"edition {edition!r} has no area {code!r}")
+                    raise Conflict(f"grid {code} was saved by someone else (now version {now}, you had {version})")
+                new_versions[code] = version + 1
+        return new_versions
+
+    def replace_areas(self, edition: str, *, remove: dict[str, int], add: Sequence[AreaRecord]) -> None:
+        """In one transaction, delete areas (code → the version the caller saw) and add new ones to a draft."""
+        with self.transaction() as conn:
+            edition_id = self._draft_id(conn, edition)
+            for code, version in remove.items():
+                deleted = conn.execute(
+                    t.areas.delete().where(
+                        t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version
+                    )
+                ).rowcount
+                if deleted != 1:
+                    raise Conflict(f"grid {code} was changed by someone else; reload the draft and try again")
+            if add:
+                conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in add])
+
+    def _draft_id(self, conn: sa.Connection, edition: str) -> int:
+        row = conn.execute(sa.select(t.editions.c.id, t.editions.c.status).where(t.editions.c.name == edition)).first()
+        if row is None:
+            raise NotFound(f"no edition named {edition!r}")
+        if row.status != "draft":
+            raise Conflict(f"edition {edition!r} is {row.status}; only drafts can be edited")
+        return row.id
+
     # ---- incidents -------------------------------------------------------------------------------------
     def existing_source_ids(self, source_ids: Iterable[str]) -> set[str]:
         """Return which of these source ids are already stored (imports are idempotent by source id)."""

@@ -32,6 +32,7 @@ areas = sa.Table(
     sa.Column("population", sa.Integer),
     sa.Column("staff", sa.Integer),
     sa.Column("geom", Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="1"),
     sa.UniqueConstraint("edition_id", "code", name="uq_areas_edition_code"),
 )
 

@@ -66,9 +66,9 @@ def _wants_json() -> bool:
 def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
-    def respond(status: int, message: str):
+    def respond(status: int, message: str, extra: dict | None = None):
         if _wants_json():
-            return jsonify({"error": message, "status": status}), status
+            return jsonify({**(extra or {}), "error": message, "status": status}), status
         return render_template("error.html", status=status, message=message), status
 
     @app.errorhandler(GridmapError)
@@ -76,7 +76,7 @@ def _register_error_mapper(app: Flask) -> None:
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
             return respond(exc.status, "the server cannot do this right now; the error is logged")
-        return respond(exc.status, exc.message)
+        return respond(exc.status, exc.message, exc.extra)
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):
