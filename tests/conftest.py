@@ -188,11 +188,22 @@ def live_server(database_url):
 
     app = create_app(Settings(database_url=database_url, secret_key="test-secret"))
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:
+            # Closing the listening socket under waitress's select loop raises EBADF; only then is it expected.
+            if not stopping.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.effective_port}"
     server.gridmap_app = app
     yield base
+    stopping.set()
     server.close()
     thread.join(timeout=5)
     app.extensions["gridmap"].store.close()

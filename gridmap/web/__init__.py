@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, map_views, pages
+    from gridmap.web import api, audit_views, auth, case_views, map_views, pages, plan_views
 
     auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(map_views.blueprint)
     app.register_blueprint(case_views.blueprint)
     app.register_blueprint(audit_views.blueprint)
+    app.register_blueprint(plan_views.blueprint)
     _register_error_mapper(app)
     return app
 
