@@ -296,10 +296,10 @@ def merge_grids(store: Store, edition: str, codes: Iterable[str]) -> dict:
 
 def add_grid(store: Store, edition: str, values: Mapping) -> dict:
     """Draw a new grid (e.g. in a gap) in a community of the draft; it gets the community's next code."""
-    community = values.get("community_code")
+    geometry = _snap(parse_polygon(values.get("geometry")))
+    community = values.get("community_code") or _community_holding(store, edition, geometry)
     if not isinstance(community, str) or store.get_area(edition, community)["level"] != "community":
         raise InvalidInput("community_code must name a community of the draft")
-    geometry = _snap(parse_polygon(values.get("geometry")))
     attributes = check_attributes(values)
     new_code = next_codes(store, community, 1)[0]
     record = AreaRecord(
@@ -315,6 +315,15 @@ def add_grid(store: Store, edition: str, values: Mapping) -> dict:
     )
     store.replace_areas(edition, remove={}, add=[record])
     return grid_feature(_grid(store, edition, new_code))
+
+
+def _community_holding(store: Store, edition: str, geometry: shapely.Geometry) -> str:
+    """Return the community of the draft that holds most of a new grid (the editor does not ask)."""
+    communities = store.areas(edition, "community")
+    overlap = shapely.area(shapely.intersection(communities.geometry.values, geometry))
+    if not len(communities) or overlap.max() <= 0:
+        raise InvalidInput("the new grid lies in no community of the draft; give community_code")
+    return str(communities["code"].iloc[int(overlap.argmax())])
 
 
 def delete_grid(store: Store, edition: str, code: str, *, version: int) -> None:

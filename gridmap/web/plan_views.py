@@ -140,3 +140,12 @@ def plans_page():
     store = _store()
     editions = [{**e.to_dict(), "areas": store.area_counts(e.name)} for e in store.list_editions()]
     return render_template("plans.html", editions=editions, can_edit=current_user().role in EDITORS)
+
+
+@blueprint.get("/plans/<name>/edit")
+@require_user(*VIEWERS)
+def editor_page(name: str):
+    """The editor: a map of the draft's grids with editing tools, the audit beside it, and activation."""
+    edition = _store().get_edition(name)
+    can_edit = current_user().role in EDITORS and edition.status == "draft"
+    return render_template("editor.html", edition=edition, can_edit=can_edit)

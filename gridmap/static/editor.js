@@ -1,0 +1,382 @@
+// The planner's editor: every change goes through the draft-plan JSON API, and the map redraws what the
+// server answers, so the page never holds a geometry the database does not have.
+(() => {
+  "use strict";
+  const root = document.getElementById("editor");
+  const edition = root.dataset.edition;
+  const canEdit = root.dataset.canEdit === "yes";
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const base = `/api/editions/${encodeURIComponent(edition)}`;
+  const messageBox = document.getElementById("message");
+  const map = L.map("map", { zoomSnap: 0.25, maxZoom: 22, preferCanvas: false });
+  const grids = L.featureGroup().addTo(map);
+  const layers = new Map(); // grid code -> Leaflet layer
+  const undoStack = [];
+  const redoStack = [];
+  let selected = [];
+  let dragFrom = null;
+  window.__editorReady = false;
+  window.__editorMap = map; // a seam for browser tests: pixels of a vertex come from the map
+  window.__editorBusy = 0;
+
+  // Shared vertices must move together and a vertex added mid-edge would exist in one grid only, so the
+  // middle markers are hidden and every drag is sent to the server as "move this vertex everywhere".
+  map.pm.setGlobalOptions({ snappable: true, snapDistance: 12, allowSelfIntersection: false, hideMiddleMarkers: true });
+
+  function say(text, bad = false) {
+    messageBox.textContent = text;
+    messageBox.className = bad ? "bad" : "";
+  }
+
+  async function call(method, path, body) {
+    window.__editorBusy += 1;
+    try {
+      const response = await fetch(path, {
+        method,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const data = response.status === 204 ? null : await response.json();
+      if (!response.ok) {
+        const error = new Error(data && data.error ? data.error : `HTTP ${response.status}`);
+        error.status = response.status;
+        error.data = data;
+        throw error;
+      }
+      return data;
+    } finally {
+      window.__editorBusy -= 1;
+    }
+  }
+
+  function styleFor(code) {
+    const on = selected.includes(code);
+    return { color: on ? "#b71c1c" : "#37474f", weight: on ? 3 : 1, fillColor: "#90a4ae", fillOpacity: on ? 0.35 : 0.2 };
+  }
+
+  function text(value) {
+    const span = document.createElement("span");
+    span.textContent = value;
+    return span;
+  }
+
+  function removeGrid(code) {
+    const old = layers.get(code);
+    if (old) {
+      grids.removeLayer(old);
+      layers.delete(code);
+    }
+  }
+
+  function showGrid(feature) {
+    const code = feature.properties.code;
+    removeGrid(code);
+    const layer = L.geoJSON(feature, { style: () => styleFor(code) }).getLayers()[0];
+    layer.feature = feature;
+    layer.bindTooltip(text(`${feature.properties.name} ${code}`), { sticky: true });
+    layer.on("click", (event) => select(code, event.originalEvent.shiftKey));
+    layer.on("pm:markerdragstart", (event) => {
+      dragFrom = event.markerEvent.target.getLatLng();
+    });
+    layer.on("pm:markerdragend", (event) => {
+      const to = event.markerEvent.target.getLatLng();
+      if (dragFrom) moveVertex([dragFrom.lng, dragFrom.lat], [to.lng, to.lat], true);
+      dragFrom = null;
+    });
+    grids.addLayer(layer);
+    layers.set(code, layer);
+    return layer;
+  }
+
+  function showAll(features) {
+    features.forEach(showGrid);
+    if (selected.length === 1 && layers.has(selected[0]) && vertexMode()) layers.get(selected[0]).pm.enable();
+  }
+
+  function select(code, add) {
+    if (!layers.has(code)) return;
+    selected.forEach((c) => layers.get(c) && layers.get(c).pm.disable());
+    selected = add && selected.length === 1 && selected[0] !== code ? [selected[0], code] : [code];
+    layers.forEach((layer, c) => layer.setStyle(styleFor(c)));
+    const props = layers.get(selected[selected.length - 1]).feature.properties;
+    document.getElementById("selected").textContent =
+      selected.length === 2 ? `${selected[0]} + ${selected[1]}` : `${props.code} · ${props.name} (v${props.version})`;
+    const form = document.getElementById("attributes");
+    for (const name of ["name", "kind", "households", "population", "staff"]) {
+      form.elements[name].value = props[name] === null || props[name] === undefined ? "" : props[name];
+    }
+    if (vertexMode() && selected.length === 1) layers.get(code).pm.enable();
+  }
+
+  function vertexMode() {
+    const button = document.getElementById("tool-vertices");
+    return button && button.classList.contains("active");
+  }
+
+  function record(step) {
+    undoStack.push(step);
+    redoStack.length = 0;
+    updateUndo();
+  }
+
+  function updateUndo() {
+    const undo = document.getElementById("undo");
+    const redo = document.getElementById("redo");
+    if (undo) undo.disabled = undoStack.length === 0;
+    if (redo) redo.disabled = redoStack.length === 0;
+  }
+
+  async function afterEdit(text) {
+    say(text);
+    await refreshAudit();
+  }
+
+  async function failed(error) {
+    say(error.message, true);
+    if (error.status === 409 && error.data && error.data.current) showGrid(error.data.current);
+    if (error.status === 409 || error.status === 400) await reload();
+  }
+
+  // ---- edits --------------------------------------------------------------------------------------------
+  async function moveVertex(from, to, remember) {
+    try {
+      const changed = await call("POST", `${base}/move-vertex`, { from, to });
+      showAll(changed.features);
+      if (remember) record({ label: "move vertex", undo: () => moveVertex(to, from, false), redo: () => moveVertex(from, to, false) });
+      await afterEdit(`moved a vertex of ${changed.features.length} grid(s)`);
+    } catch (error) {
+      await failed(error);
+    }
+  }
+
+  async function saveAttributes(code, values, remember) {
+    const layer = layers.get(code);
+    const before = {};
+    for (const key of Object.keys(values)) before[key] = layer.feature.properties[key];
+    try {
+      const saved = await call("PUT", `${base}/grids/${code}`, { ...values, version: layer.feature.properties.version });
+      showGrid(saved);
+      select(code, false);
+      if (remember) record({ label: "attributes", undo: () => saveAttributes(code, before, false), redo: () => saveAttributes(code, values, false) });
+      await afterEdit(`saved ${code} (version ${saved.properties.version})`);
+    } catch (error) {
+      await failed(error);
+    }
+  }
+
+  async function split(code, line, remember) {
+    try {
+      const halves = await call("POST", `${base}/grids/${code}/split`, { line });
+      removeGrid(code);
+      showAll(halves.features);
+      const codes = halves.features.map((f) => f.properties.code);
+      if (remember) {
+        let merged = null;
+        record({
+          label: "split",
+          undo: async () => {
+            merged = await mergeCodes(codes, false);
+          },
+          redo: async () => merged && split(merged, line, false),
+        });
+      }
+      await afterEdit(`split ${code} into ${codes.join(" and ")}`);
+      return codes;
+    } catch (error) {
+      await failed(error);
+      return null;
+    }
+  }
+
+  async function mergeCodes(codes, remember) {
+    try {
+      const merged = await call("POST", `${base}/merge`, { codes });
+      codes.forEach(removeGrid);
+      showGrid(merged);
+      selected = [];
+      if (remember) record({ label: "merge", undo: async () => say("a merge cannot be undone: split the grid again", true), redo: async () => {} });
+      await afterEdit(`merged into ${merged.properties.code}`);
+      return merged.properties.code;
+    } catch (error) {
+      await failed(error);
+      return null;
+    }
+  }
+
+  async function addGrid(geometry, remember) {
+    try {
+      const added = await call("POST", `${base}/grids`, { geometry });
+      showGrid(added);
+      const code = added.properties.code;
+      if (remember) record({ label: "new grid", undo: () => deleteGrid(code, false), redo: () => addGrid(geometry, false) });
+      await afterEdit(`added ${code}`);
+    } catch (error) {
+      await failed(error);
+    }
+  }
+
+  async function deleteGrid(code, remember) {
+    const layer = layers.get(code);
+    if (!layer) return;
+    const feature = layer.feature;
+    try {
+      await call("DELETE", `${base}/grids/${code}?version=${feature.properties.version}`);
+      removeGrid(code);
+      selected = [];
+      if (remember) record({ label: "delete", undo: () => addGrid(feature.geometry, false), redo: async () => {} });
+      await afterEdit(`deleted ${code}`);
+    } catch (error) {
+      await failed(error);
+    }
+  }
+
+  // ---- audit and activation --------------------------------------------------------------------------
+  async function refreshAudit() {
+    const box = document.getElementById("audit");
+    document.getElementById("audit-state").textContent = "…";
+    try {
+      const report = await call("GET", `/api/audit?edition=${encodeURIComponent(edition)}`);
+      box.replaceChildren();
+      for (const kind of ["gaps", "overlaps", "outside_parent", "invalid", "slivers", "codes"]) {
+        const list = report[kind] || [];
+        const line = document.createElement("div");
+        line.className = `finding count-${list.length}`;
+        line.dataset.kind = kind;
+        line.dataset.count = String(list.length);
+        line.textContent = `${kind}: ${list.length}`;
+        box.appendChild(line);
+        for (const finding of list.slice(0, 10)) {
+          const item = document.createElement("div");
+          item.className = "finding muted";
+          const area = typeof finding.area_m2 === "number" ? ` ${finding.area_m2.toFixed(1)} m²` : "";
+          item.textContent = `  ${(finding.codes || []).join(", ")}${area}`;
+          if (finding.point) item.addEventListener("click", () => map.setView([finding.point[1], finding.point[0]], 18));
+          box.appendChild(item);
+        }
+      }
+      const balance = report.balance || {};
+      if (balance.outside_range) {
+        const line = document.createElement("div");
+        line.className = "finding";
+        line.textContent = `households outside the range: ${balance.outside_range.length}`;
+        box.appendChild(line);
+      }
+      document.getElementById("audit-state").textContent = "";
+    } catch (error) {
+      document.getElementById("audit-state").textContent = `(${error.message})`;
+    }
+    window.__auditFresh = (window.__auditFresh || 0) + 1;
+  }
+
+  async function activate(event) {
+    event.preventDefault();
+    const form = event.target;
+    const waive = [];
+    form.querySelectorAll("input[data-finding]").forEach((input) => {
+      if (input.value.trim()) waive.push({ finding: input.dataset.finding, reason: input.value.trim() });
+    });
+    try {
+      const body = { waive };
+      if (form.elements.valid_from.value) body.valid_from = form.elements.valid_from.value;
+      const result = await call("POST", `${base}/activate`, body);
+      say(`${result.edition.name} is now current; ${result.incidents.moved} incident(s) changed grid`);
+      root.dataset.status = "current";
+    } catch (error) {
+      say(error.message, true);
+      const box = document.getElementById("waivers");
+      box.replaceChildren();
+      for (const finding of (error.data && error.data.findings) || []) {
+        const label = document.createElement("label");
+        label.textContent = `${finding.kind} ${finding.codes.join(", ")} (${finding.area_m2.toFixed(1)} m²) — waive because: `;
+        const input = document.createElement("input");
+        input.dataset.finding = finding.id;
+        label.appendChild(input);
+        box.appendChild(label);
+      }
+    }
+  }
+
+  // ---- tools --------------------------------------------------------------------------------------------
+  function setMode(button) {
+    document.querySelectorAll(".tools button.active").forEach((b) => b !== button && b.classList.remove("active"));
+    button.classList.toggle("active");
+    map.pm.disableDraw();
+    layers.forEach((layer) => layer.pm.disable());
+    if (vertexMode() && selected.length === 1) layers.get(selected[0]).pm.enable();
+  }
+
+  function wireTools() {
+    document.getElementById("tool-vertices").addEventListener("click", (event) => {
+      setMode(event.target);
+      say(vertexMode() ? "drag a vertex; grids sharing it move with it" : "");
+    });
+    document.getElementById("tool-split").addEventListener("click", () => {
+      if (selected.length !== 1) return say("select one grid to split", true);
+      map.pm.enableDraw("Line", { snappable: true });
+      say("draw a line across the grid, from outside to outside; double-click to finish");
+    });
+    document.getElementById("tool-merge").addEventListener("click", () => {
+      if (selected.length !== 2) return say("shift-click a second, neighbouring grid first", true);
+      mergeCodes([...selected], true);
+    });
+    document.getElementById("tool-draw").addEventListener("click", () => {
+      map.pm.enableDraw("Polygon", { snappable: true });
+      say("draw the new grid; snap to its neighbours' vertices");
+    });
+    document.getElementById("tool-delete").addEventListener("click", () => {
+      if (selected.length !== 1) return say("select one grid to delete", true);
+      if (window.confirm(`delete ${selected[0]}?`)) deleteGrid(selected[0], true);
+    });
+    document.getElementById("undo").addEventListener("click", async () => {
+      const step = undoStack.pop();
+      if (!step) return;
+      await step.undo();
+      redoStack.push(step);
+      updateUndo();
+    });
+    document.getElementById("redo").addEventListener("click", async () => {
+      const step = redoStack.pop();
+      if (!step) return;
+      await step.redo();
+      undoStack.push(step);
+      updateUndo();
+    });
+    map.on("pm:create", (event) => {
+      const geometry = event.layer.toGeoJSON().geometry;
+      map.removeLayer(event.layer);
+      map.pm.disableDraw();
+      if (geometry.type === "LineString" && selected.length === 1) split(selected[0], geometry, true);
+      else if (geometry.type === "Polygon") addGrid(geometry, true);
+    });
+    document.getElementById("attributes").addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (selected.length !== 1) return say("select one grid", true);
+      const form = event.target;
+      const values = { name: form.elements.name.value, kind: form.elements.kind.value };
+      for (const key of ["households", "population", "staff"]) {
+        values[key] = form.elements[key].value === "" ? null : Number(form.elements[key].value);
+      }
+      saveAttributes(selected[0], values, true);
+    });
+    document.getElementById("activate").addEventListener("submit", activate);
+  }
+
+  async function reload() {
+    const collection = await call("GET", `${base}/grids`);
+    layers.forEach((_, code) => removeGrid(code));
+    showAll(collection.features);
+    return collection;
+  }
+
+  async function start() {
+    const collection = await reload();
+    if (collection.features.length) map.fitBounds(grids.getBounds());
+    else map.setView([39.1, 117.15], 13);
+    if (canEdit) wireTools();
+    await refreshAudit();
+    window.__editorReady = true;
+  }
+
+  start().catch((error) => say(error.message, true));
+})();
