@@ -64,6 +64,7 @@
   function removeGrid(code) {
     const old = layers.get(code);
     if (old) {
+      old.closeTooltip().unbindTooltip();
       grids.removeLayer(old);
       layers.delete(code);
     }
