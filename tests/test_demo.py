@@ -238,3 +238,29 @@ def test_demo_command_loads_the_district_once(database_url):
     assert f"loaded the demo gazetteer: {addresses} addresses" in first.output
     again = runner.invoke(main, ["demo", "--if-empty", "--db", database_url])
     assert again.exit_code == 0 and "demo not loaded" in again.output
+
+
+def test_generated_cases_lie_in_their_grids_with_deadlines_after_the_report():
+    import datetime as dt
+
+    from geodata import GRIDS
+
+    from gridmap.demo import generate_cases
+
+    grids = gpd.GeoDataFrame(GRIDS, geometry="geometry", crs="EPSG:4326")
+    categories = [{"code": "0101", "name": "私搭乱建"}, {"code": "0102", "name": "暴露垃圾"}]
+    now = dt.datetime(2026, 11, 20, 10, 0)
+    rows = generate_cases(
+        grids, categories, 200, closed=20, now=now, deadline_for=lambda code, at: at + dt.timedelta(days=2)
+    )
+    assert len(rows) == 220 and len({r["source_id"] for r in rows}) == 220
+    district = shapely.union_all(list(grids.geometry))
+    assert all(district.covers(shapely.Point(r["lon"], r["lat"])) for r in rows)
+    assert {r["status"] for r in rows[:200]} <= {"reported", "registered", "dispatched", "in_progress", "resolved"}
+    assert all(r["status"] == "closed" and r["closed_at"] <= now for r in rows[200:])
+    assert all(r["reported_at"] < now < r["reported_at"] + dt.timedelta(days=31) for r in rows)
+    assert all(r["deadline"] > r["reported_at"] for r in rows)
+    # Households weight the draw: the 510-household grid gets more cases than the 35-household one.
+    south_east, north_east = GRIDS[3]["geometry"], GRIDS[2]["geometry"]
+    in_grid = lambda g: sum(g.contains(shapely.Point(r["lon"], r["lat"])) for r in rows)  # noqa: E731
+    assert in_grid(south_east) > 3 * in_grid(north_east)

@@ -157,21 +157,49 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 
 @main.command("demo")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has an edition.")
+@click.option("--cases", "open_cases", type=click.IntRange(0), default=0, help="Also generate this many open cases.")
+@click.option("--closed-cases", type=click.IntRange(0), default=0, help="Also generate this many closed cases.")
 @with_store
-def demo(store: Store, settings: Settings, if_empty: bool) -> None:
+def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, closed_cases: int) -> None:
     """Load the generated demo district (12 streets, 175 communities, 1,464 grids) as the current edition."""
-    from gridmap.demo import demo_boundary_dir
+    from gridmap import demo as demo_data
+    from gridmap import geocode
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
-        return
-    from gridmap import geocode
-    from gridmap.demo import GAZETTEER_FILE
+    else:
+        counts = boundaries.load_demo(store, demo_data.demo_boundary_dir())
+        click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
+        entries = geocode.load_gazetteer(store, demo_data.demo_boundary_dir() / demo_data.GAZETTEER_FILE)
+        click.echo(f"loaded the demo gazetteer: {entries} addresses")
+    if open_cases or closed_cases:
+        from gridmap import assign, cases
 
-    counts = boundaries.load_demo(store, demo_boundary_dir())
-    click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
-    entries = geocode.load_gazetteer(store, demo_boundary_dir() / GAZETTEER_FILE)
-    click.echo(f"loaded the demo gazetteer: {entries} addresses")
+        edition = store.current_edition()
+        if edition is None:
+            raise click.UsageError("there is no current edition to put cases in")
+        calendar = cases.calendar_from_settings(settings)
+        rows = demo_data.generate_cases(
+            store.areas(edition.name, "grid"),
+            cases.load_categories(),
+            open_cases,
+            closed=closed_cases,
+            now=dt.datetime.now().replace(microsecond=0),
+            deadline_for=lambda code, at: cases.deadline_for(code, at, calendar),
+        )
+        located = assign.grid_index(store).locate_many([r["lon"] for r in rows], [r["lat"] for r in rows])
+        for row, answer in zip(rows, located.assignments(), strict=True):
+            row.update(
+                grid_code=answer.grid_code,
+                original_grid_code=answer.grid_code,
+                community_code=answer.community_code,
+                street_code=answer.street_code,
+                ambiguous=answer.ambiguous,
+                edition=edition.name,
+                original_edition=edition.name,
+            )
+        store.add_incidents(rows, actor="demo")
+        click.echo(f"generated {open_cases} open and {closed_cases} closed demo cases")
 
 
 # ---- locating incidents --------------------------------------------------------------------------------

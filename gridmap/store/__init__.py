@@ -520,11 +520,18 @@ class Store:
 
     def add_incidents(self, rows: Sequence[dict], *, actor: str = "import") -> list[int]:
         """Insert incidents and their first history entry in one transaction; return their ids."""
-        ids: list[int] = []
+        ids: list[int] = [0] * len(rows)
+        # Rows with the same columns go in one batched INSERT … RETURNING (SQLAlchemy's "insertmanyvalues");
+        # one statement per row made generating 50,000 demo cases take most of a minute.
+        batches: dict[tuple[str, ...], list[int]] = {}
+        for position, row in enumerate(rows):
+            batches.setdefault(tuple(sorted(row)), []).append(position)
         with self.transaction() as conn:
-            for row in rows:
-                incident_id = conn.execute(t.incidents.insert().values(**row)).inserted_primary_key[0]
-                ids.append(incident_id)
+            for positions in batches.values():
+                statement = t.incidents.insert().returning(t.incidents.c.id, sort_by_parameter_order=True)
+                result = conn.execute(statement, [rows[p] for p in positions])
+                for position, incident_id in zip(positions, result.scalars(), strict=True):
+                    ids[position] = incident_id
             if ids:
                 conn.execute(
                     t.incident_history.insert(),
@@ -770,6 +777,38 @@ class Store:
                 areas.setdefault(user_id, []).append(code)
         return [{"name": u["name"], "role": u["role"], "areas": sorted(areas.get(u["id"], []))} for u in users]
 
+    # ---- maps: the few columns the case map draws ------------------------------------------------------
+    MAP_INCIDENT_FIELDS = (
+        "id", "lon", "lat", "grid_code", "community_code", "street_code",
+        "status", "category_code", "source", "reported_at", "deadline",
+    )  # fmt: skip
+
+    def map_incidents(self) -> list[dict]:
+        """Return MAP_INCIDENT_FIELDS of every located open (not closed or rejected) incident, by id."""
+        c = t.incidents.c
+        # This runs over every open case (50,000 in the benchmark): SQLAlchemy's SQLite DATETIME parser costs
+        # ~0.4 s there, so times come back raw and datetime.fromisoformat (C) parses SQLite's text.
+        columns = [
+            sa.type_coerce(c[f], sa.String) if f in ("reported_at", "deadline") else c[f]
+            for f in self.MAP_INCIDENT_FIELDS
+        ]
+        query = (
+            sa.select(*columns)
+            .where(c.lon.is_not(None), c.lat.is_not(None), c.status.not_in(("closed", "rejected")))
+            .order_by(c.id)
+        )
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        fields = self.MAP_INCIDENT_FIELDS
+        return [dict(zip(fields, (*row[:9], _datetime(row[9]), _datetime(row[10])), strict=True)) for row in rows]
+
+    def incidents_fingerprint(self) -> tuple:
+        """Return (count, highest id, sum of versions): it changes whenever an incident is added or changed."""
+        c = t.incidents.c
+        with self._connect() as conn:
+            row = conn.execute(sa.select(sa.func.count(), sa.func.max(c.id), sa.func.sum(c.version))).one()
+        return tuple(int(v or 0) for v in row)
+
     # ---- checks used by tests and the import report ----------------------------------------------
     def table_counts(self) -> dict[str, int]:
         """Return the number of rows in every gridmap table."""
@@ -788,6 +827,11 @@ class Store:
             digest.update(repr(values).encode())
             digest.update(shapely.to_wkb(row.geometry, hex=True).encode())
         return digest.hexdigest()
+
+
+def _datetime(value) -> dt.datetime | None:
+    # SQLite hands back text, PostgreSQL a datetime (naive, as stored).
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _edition(row) -> Edition:
