@@ -342,7 +342,7 @@ def finding_id(kind: str, finding: Mapping) -> str:
 def blocking_findings(report: Mapping) -> list[dict]:
     """Return the findings that stop a draft from becoming current (gaps and overlaps), each with its id."""
     return [
-        {"id": finding_id(kind, finding), "kind": kind, **finding}
+        {**finding, "id": finding_id(kind, finding), "kind": kind}
         for kind in BLOCKING_FINDINGS
         for finding in report.get(kind, [])
     ]
