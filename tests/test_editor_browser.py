@@ -106,6 +106,9 @@ def test_dragging_a_shared_vertex_moves_it_in_all_four_grids(page):
     assert page.locator("#audit [data-kind=gaps]").get_attribute("data-count") == "0"
     assert page.locator("#audit [data-kind=overlaps]").get_attribute("data-count") == "0"
     assert page.outside == [] and page.errors == []
+    # The comparison with the current edition refreshes after the audit: four grids changed, none new.
+    page.wait_for_function("document.getElementById('compare').textContent.includes('changed 4')", timeout=20_000)
+    assert "new 0" in page.locator("#compare").inner_text()
 
 
 def test_a_grid_name_with_markup_is_shown_as_text(page):

@@ -131,6 +131,7 @@
   async function afterEdit(text) {
     say(text);
     await refreshAudit();
+    await refreshComparison();
   }
 
   async function failed(error) {
@@ -270,6 +271,34 @@
     window.__auditFresh = (window.__auditFresh || 0) + 1;
   }
 
+  async function refreshComparison() {
+    const box = document.getElementById("compare");
+    const current = root.dataset.current;
+    if (!box || !current || current === edition) return;
+    try {
+      const report = await call("GET", `/api/compare?a=${encodeURIComponent(current)}&b=${encodeURIComponent(edition)}`);
+      const s = report.summary;
+      const a = report.balance.a.totals;
+      const b = report.balance.b.totals;
+      const lines = [
+        `grids: ${s.grids.a} → ${s.grids.b} (new ${s.new}, changed ${s.changed}, retired ${s.retired}, unchanged ${s.unchanged})`,
+        `households changing grid: ${s.households_moving}`,
+        `open cases changing grid: ${s.open_cases_moving}`,
+        `households per grid CV: ${a.cv} → ${b.cv}; max/min: ${a.max_min_ratio} → ${b.max_min_ratio}`,
+        `grids outside the households range: ${report.balance.a.outside_range} → ${report.balance.b.outside_range}`,
+      ];
+      box.replaceChildren(...lines.map((line) => {
+        const div = document.createElement("div");
+        div.textContent = line;
+        return div;
+      }));
+      box.className = "";
+      box.dataset.newGrids = String(s.new);
+    } catch (error) {
+      box.textContent = error.message;
+    }
+  }
+
   async function activate(event) {
     event.preventDefault();
     const form = event.target;
@@ -375,7 +404,10 @@
     if (collection.features.length) map.fitBounds(grids.getBounds());
     else map.setView([39.1, 117.15], 13);
     if (canEdit) wireTools();
+    const refresh = document.getElementById("compare-refresh");
+    if (refresh) refresh.addEventListener("click", refreshComparison);
     await refreshAudit();
+    await refreshComparison();
     window.__editorReady = true;
   }
 

@@ -148,4 +148,7 @@ def editor_page(name: str):
     """The editor: a map of the draft's grids with editing tools, the audit beside it, and activation."""
     edition = _store().get_edition(name)
     can_edit = current_user().role in EDITORS and edition.status == "draft"
-    return render_template("editor.html", edition=edition, can_edit=can_edit)
+    current = _store().current_edition()
+    return render_template(
+        "editor.html", edition=edition, can_edit=can_edit, current_name=current.name if current else None
+    )
