@@ -63,6 +63,21 @@ class Settings:
         "GRIDMAP_GEOCODER_USER_AGENT",
         "User-Agent sent to the online geocoder; public Nominatim asks for one that identifies the application.",
     )
+    working_hours: str = _setting(
+        "09:00-12:00,13:30-18:00",
+        "GRIDMAP_WORKING_HOURS",
+        "Working periods of a working day (case deadlines and traffic lights).",
+    )
+    holidays: str = _setting(
+        "",
+        "GRIDMAP_HOLIDAYS",
+        "Public holidays: dates or ranges, e.g. 2026-10-01..2026-10-07,2027-01-01.",
+    )
+    extra_workdays: str = _setting(
+        "",
+        "GRIDMAP_EXTRA_WORKDAYS",
+        "Weekend days that are worked (调休), same format as GRIDMAP_HOLIDAYS.",
+    )
     households_min: int = _setting(
         300, "GRIDMAP_HOUSEHOLDS_MIN", "Lowest households per grid before the audit flags it."
     )

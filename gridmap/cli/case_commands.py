@@ -1,0 +1,90 @@
+"""`gridmap` commands for cases, stats and categories."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from gridmap import cases, people
+from gridmap.cli import main, with_store
+from gridmap.config import Settings
+from gridmap.errors import InvalidInput
+from gridmap.store import Store
+
+# Whoever runs the CLI holds the database itself, so the commands see the whole district.
+_OPERATOR = people.User(name="cli", role="admin")
+_COLUMNS = (
+    ("received", "received"),
+    ("registered", "registered"),
+    ("closed", "closed"),
+    ("resolution_rate", "resolved %"),
+    ("on_time_rate", "on time %"),
+    ("rework_rate", "rework %"),
+    ("overdue", "overdue"),
+    ("median_hours_to_close", "median h"),
+)
+
+
+def _day(_ctx, param, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param=param) from None
+
+
+def _cell(value) -> str:
+    return "-" if value is None else str(value)
+
+
+@main.command("stats")
+@click.option("--by", type=click.Choice(cases.GROUPS), default="total", show_default=True, help="Group the cases by.")
+@click.option("--from", "date_from", callback=_day, metavar="DATE", help="Cases reported on or after this day.")
+@click.option("--to", "date_to", callback=_day, metavar="DATE", help="Cases reported up to and including this day.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@with_store
+def stats(
+    store: Store, settings: Settings, by: str, date_from: dt.date | None, date_to: dt.date | None, as_json: bool
+) -> None:
+    """Print case indicators: received, registered, closed, resolution, on-time and rework rates, overdue."""
+    if date_from and date_to and date_to < date_from:
+        raise InvalidInput("--to is before --from")
+    result = cases.stats(
+        store,
+        user=_OPERATOR,
+        by=by,
+        reported_from=dt.datetime.combine(date_from, dt.time()) if date_from else None,
+        reported_to=dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time()) if date_to else None,
+    )
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    rows = [("all", result["total"])] if by == "total" else [(g["key"], g) for g in result["groups"]]
+    if by != "total":
+        rows.append(("total", result["total"]))
+    header = [by, *(label for _key, label in _COLUMNS)]
+    table = [[_cell(key), *(_cell(values[k]) for k, _label in _COLUMNS)] for key, values in rows]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        click.echo(
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
+        )
+
+
+@main.command("categories")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def categories(as_json: bool) -> None:
+    """List the case categories (2+2-digit codes) and their deadlines in working hours or days."""
+    table = cases.load_categories()
+    if as_json:
+        click.echo(json.dumps(table, ensure_ascii=False, indent=2))
+        return
+    current = None
+    for row in table:
+        if row["class_code"] != current:
+            current = row["class_code"]
+            click.echo(f"{current} {row['class_name']} {row['class_name_en']}")
+        click.echo(f"  {row['code']}  {row['name']} ({row['name_en']}): {row['deadline']} / {row['deadline_en']}")

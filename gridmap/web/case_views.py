@@ -1,0 +1,615 @@
+"""Case pages, and the cases, categories and stats JSON API; the OpenAPI document of the whole /api.
+
+Every case route needs a signed-in user (session or Bearer token); `gridmap.cases` decides what each role
+may see and do. Pages are Chinese by default; `?lang=en` switches to English for the session (Flask-Babel,
+catalogues in gridmap/translations compiled from their .po files at start-up, so no binary .mo is committed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+from flask_babel import Babel, get_locale
+from flask_babel import lazy_gettext as _l
+
+from gridmap import cases
+from gridmap.errors import InvalidInput
+from gridmap.store import Store
+from gridmap.web.auth import current_user, require_user
+
+blueprint = Blueprint("case", __name__)
+LANGUAGES = ("zh", "en")
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
+MAX_PAGE = 500
+REPORT_FIELDS = (
+    "title", "description", "lon", "lat", "crs", "address", "category", "category_code",
+    "reporter_name", "reporter_phone", "source",
+)  # fmt: skip
+ACTION_FIELDS = ("action", "note", "assignee", "hours", "days", "version")
+
+STATUS_NAMES = {
+    "reported": _l("Reported"),
+    "registered": _l("Registered"),
+    "dispatched": _l("Dispatched"),
+    "in_progress": _l("In progress"),
+    "resolved": _l("Resolved"),
+    "closed": _l("Closed"),
+    "rejected": _l("Rejected"),
+}
+ACTION_NAMES = {
+    "report": _l("Report"),
+    "register": _l("Register"),
+    "dispatch": _l("Dispatch"),
+    "start": _l("Start work"),
+    "resolve": _l("Report back as resolved"),
+    "close": _l("Close and archive"),
+    "reject": _l("Reject: not a case"),
+    "rework": _l("Return for rework"),
+    "extend": _l("Extend the deadline"),
+    "escalate": _l("Escalate"),
+    "hand_back": _l("Hand back down"),
+    "supervise": _l("Supervise"),
+}
+LEVEL_NAMES = {
+    "grid": _l("Grid"),
+    "community": _l("Community"),
+    "street": _l("Street"),
+    "district": _l("District"),
+}
+LIGHT_NAMES = {"green": _l("On time"), "yellow": _l("Due soon"), "red": _l("Overdue")}
+
+
+# ---- Flask-Babel ----------------------------------------------------------------------------------------
+def compiled_translations(source: Path = TRANSLATIONS) -> Path:
+    """Compile the .po catalogues into a directory of .mo files (kept per content, shared by processes)."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    catalogues = sorted(source.glob("*/LC_MESSAGES/*.po"))
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in catalogues)).hexdigest()[:16]
+    target = Path(tempfile.gettempdir()) / f"gridmap-translations-{digest}"
+    if target.exists():
+        return target
+    building = Path(tempfile.mkdtemp(prefix="gridmap-translations-"))
+    for po in catalogues:
+        mo = building / po.relative_to(source).with_suffix(".mo")
+        mo.parent.mkdir(parents=True, exist_ok=True)
+        with po.open("rb") as handle:
+            catalogue = read_po(handle)
+        with mo.open("wb") as handle:
+            write_mo(handle, catalogue)
+    try:
+        os.rename(building, target)  # atomic: another process may have finished first, which is as good
+    except OSError:
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def _select_locale() -> str:
+    wanted = request.args.get("lang")
+    if wanted in LANGUAGES:
+        return wanted
+    return session.get("lang") if session.get("lang") in LANGUAGES else LANGUAGES[0]
+
+
+@blueprint.record_once
+def _init_babel(state) -> None:
+    app: Flask = state.app
+    if "babel" not in app.extensions:  # the app may set Babel up itself one day
+        Babel(
+            app,
+            locale_selector=_select_locale,
+            default_locale=LANGUAGES[0],
+            default_translation_directories=str(compiled_translations()),
+        )
+
+
+@blueprint.before_app_request
+def _remember_language() -> None:
+    wanted = request.args.get("lang")
+    if wanted in LANGUAGES and request.method == "GET":
+        session["lang"] = wanted
+
+
+@blueprint.app_context_processor
+def _language_links() -> dict:
+    links = {code: f"{request.path}?{urlencode({**request.args, 'lang': code})}" for code in LANGUAGES}
+    return {"current_language": str(get_locale() or LANGUAGES[0]), "language_links": links}
+
+
+# ---- helpers --------------------------------------------------------------------------------------------
+def _store() -> Store:
+    return current_app.extensions["gridmap"].store
+
+
+def _calendar() -> cases.WorkingCalendar:
+    state = current_app.extensions["gridmap"]
+    cached = current_app.extensions.get("gridmap_calendar")
+    if cached is None or cached[0] is not state.settings:
+        cached = (state.settings, cases.calendar_from_settings(state.settings))
+        current_app.extensions["gridmap_calendar"] = cached
+    return cached[1]
+
+
+def _body(allowed: tuple[str, ...]) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("send a JSON object (Content-Type: application/json)")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)}")
+    return body
+
+
+def _moment(name: str, *, end: bool = False) -> dt.datetime | None:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) == 10:
+            day = dt.date.fromisoformat(raw)
+            # A day given as the end of a period includes that whole day.
+            return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
+        return dt.datetime.fromisoformat(raw).replace(tzinfo=None)
+    except ValueError:
+        raise InvalidInput(f"{name}={raw!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)") from None
+
+
+def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
+    raw = (request.args.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be between {low} and {high}")
+    return value
+
+
+def _bbox() -> tuple[float, float, float, float] | None:
+    raw = (request.args.get("bbox") or "").strip()
+    if not raw:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise InvalidInput("bbox must be four numbers west,south,east,north (WGS84)") from None
+    if west > east or south > north:
+        raise InvalidInput("bbox must be west,south,east,north with west ≤ east and south ≤ north")
+    return west, south, east, north
+
+
+def _filters() -> dict:
+    """Read the case-list filters shared by the API and the list page."""
+    statuses = [s for s in (request.args.get("status") or "").split(",") if s.strip()]
+    return {
+        "statuses": [s.strip() for s in statuses] or None,
+        "grid_code": request.args.get("grid") or None,
+        "community_code": request.args.get("community") or None,
+        "category_code": request.args.get("category") or None,
+        "source": request.args.get("source") or None,
+        "reported_from": _moment("from"),
+        "reported_to": _moment("to", end=True),
+        "bbox": _bbox(),
+        "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
+    }
+
+
+def _page(now: dt.datetime) -> tuple[list[dict], str | None]:
+    limit = _int_arg("limit", 50, low=1, high=MAX_PAGE)
+    after = _int_arg("after", 0, low=0, high=2**62)
+    rows = cases.list_cases(_store(), user=current_user(), **_filters(), after_id=after, limit=limit + 1, now=now)
+    following = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        args = {k: v for k, v in request.args.items() if k != "after"}
+        following = f"{request.path}?{urlencode({**args, 'after': rows[-1]['id']})}"
+    return rows, following
+
+
+# ---- JSON API -------------------------------------------------------------------------------------------
+@blueprint.post("/api/incidents")
+@require_user()
+def create_incident():
+    """Report a case at a point or an address; it is geocoded, assigned to its grid and given a deadline."""
+    body = _body(REPORT_FIELDS)
+    incident = cases.report(
+        _store(),
+        user=current_user(),
+        title=body.get("title"),
+        description=body.get("description"),
+        lon=body.get("lon"),
+        lat=body.get("lat"),
+        crs=body.get("crs") or "wgs84",
+        address=body.get("address"),
+        category_code=body.get("category", body.get("category_code")),
+        reporter_name=body.get("reporter_name"),
+        reporter_phone=body.get("reporter_phone"),
+        source=body.get("source") or "web",
+        settings=current_app.extensions["gridmap"].settings,
+        calendar=_calendar(),
+    )
+    shown = cases.present(incident, user=current_user(), calendar=_calendar())
+    return jsonify(shown), 201, {"Location": f"/api/incidents/{incident['id']}"}
+
+
+@blueprint.get("/api/incidents")
+@require_user()
+def list_incidents():
+    """List the cases in the caller's scope, filtered, by id, with a `next` link while there are more."""
+    now = dt.datetime.now()
+    rows, following = _page(now)
+    user = current_user()
+    items = [cases.present(r, user=user, now=now, calendar=_calendar()) for r in rows]
+    return jsonify({"items": items, "count": len(items), "next": following})
+
+
+@blueprint.get("/api/incidents/<int:incident_id>")
+@require_user()
+def get_incident(incident_id: int):
+    """Return one case with its history and the actions the caller may take."""
+    incident = cases.get_case(_store(), incident_id, user=current_user())
+    return jsonify(cases.present(incident, user=current_user(), calendar=_calendar()))
+
+
+@blueprint.post("/api/incidents/<int:incident_id>/actions")
+@require_user()
+def act_on_incident(incident_id: int):
+    """Take one workflow step: register, dispatch, start, resolve, close, reject, rework, extend, escalate, …"""
+    body = _body(ACTION_FIELDS)
+    incident = cases.act(
+        _store(),
+        incident_id,
+        user=current_user(),
+        action=body.get("action"),
+        note=body.get("note"),
+        assignee=body.get("assignee"),
+        hours=body.get("hours"),
+        days=body.get("days"),
+        version=body.get("version"),
+        calendar=_calendar(),
+    )
+    return jsonify(cases.present(incident, user=current_user(), calendar=_calendar()))
+
+
+@blueprint.get("/api/categories")
+def list_categories():
+    """Return the category table with each category's deadline."""
+    return jsonify(cases.load_categories())
+
+
+@blueprint.get("/api/stats")
+@require_user()
+def get_stats():
+    """Return the indicators of the cases in the caller's scope: ?by=grid|community|…&from=&to=."""
+    result = cases.stats(
+        _store(),
+        user=current_user(),
+        by=request.args.get("by") or "total",
+        reported_from=_moment("from"),
+        reported_to=_moment("to", end=True),
+    )
+    return jsonify(result)
+
+
+@blueprint.get("/api/openapi.json")
+def openapi():
+    """Return the OpenAPI 3.1 document of every /api endpoint."""
+    return jsonify(openapi_document(current_app))
+
+
+# ---- pages ----------------------------------------------------------------------------------------------
+@blueprint.get("/cases")
+@require_user()
+def case_list():
+    """Show the cases in the user's scope with filters."""
+    now = dt.datetime.now()
+    rows, following = _page(now)
+    user = current_user()
+    return render_template(
+        "cases.html",
+        items=[cases.present(r, user=user, now=now, calendar=_calendar()) for r in rows],
+        next_url=following,
+        args=request.args,
+        statuses=cases.STATUSES,
+        categories=cases.load_categories(),
+        names=_names(),
+    )
+
+
+@blueprint.get("/cases/<int:incident_id>")
+@require_user()
+def case_page(incident_id: int):
+    """Show one case with its history and the buttons of the actions the user may take."""
+    incident = cases.get_case(_store(), incident_id, user=current_user())
+    return render_template(
+        "case.html",
+        case=cases.present(incident, user=current_user(), calendar=_calendar()),
+        names=_names(),
+    )
+
+
+@blueprint.post("/cases/<int:incident_id>/actions")
+@require_user()
+def case_action(incident_id: int):
+    """Take a workflow step from the case page's form (CSRF-protected), then show the case again."""
+    form = request.form
+    version = (form.get("version") or "").strip()
+    cases.act(
+        _store(),
+        incident_id,
+        user=current_user(),
+        action=form.get("action"),
+        note=form.get("note"),
+        assignee=form.get("assignee"),
+        hours=form.get("hours") or None,
+        days=form.get("days") or None,
+        version=int(version) if version.isdigit() else None,
+        calendar=_calendar(),
+    )
+    return redirect(f"/cases/{incident_id}", code=303)
+
+
+def _names() -> dict:
+    return {"status": STATUS_NAMES, "action": ACTION_NAMES, "level": LEVEL_NAMES, "light": LIGHT_NAMES}
+
+
+# ---- OpenAPI --------------------------------------------------------------------------------------------
+def _query(name: str, description: str, schema: dict | None = None, *, required: bool = False) -> dict:
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+def _path_param(name: str, kind: str = "string") -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
+
+
+def _json(schema_ref: str, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
+
+
+_ERRORS = {
+    "400": _json("#/components/schemas/Error", "Bad input; nothing was written"),
+    "401": _json("#/components/schemas/Error", "No session and no API token"),
+    "403": _json("#/components/schemas/Error", "The caller's role may not do this"),
+    "404": _json("#/components/schemas/Error", "Not found, or outside the caller's area"),
+    "409": _json("#/components/schemas/Error", "Clashes with the current state (status, version)"),
+}
+_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+_CASE_FILTERS = [
+    _query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
+    _query("grid", "Grid code"),
+    _query("community", "Community code"),
+    _query("category", "4-digit category code"),
+    _query("source", "Source: " + ", ".join(cases.SOURCES)),
+    _query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
+    _query("to", "Reported before (a date includes that whole day)"),
+    _query("bbox", "west,south,east,north in WGS84"),
+    _query("overdue", "true: only open cases past their deadline", {"type": "boolean"}),
+    _query("limit", f"Page size, 1–{MAX_PAGE} (default 50)", {"type": "integer"}),
+    _query("after", "Return cases with an id above this (the `next` link sets it)", {"type": "integer"}),
+]
+
+# Every known /api path. Other helpers' endpoints are listed here too; a route found in the app but missing
+# here still appears (summary from its docstring), so the document always covers every endpoint.
+PATHS: dict[str, dict] = {
+    "/api/health": {
+        "get": {
+            "summary": "Say the service is up and give the schema revision",
+            "security": [],
+            "responses": {"200": _OK},
+        }
+    },
+    "/api/editions": {
+        "get": {"summary": "List the boundary editions with status and area counts", "responses": {"200": _OK}},
+        "post": {
+            "summary": "Create a draft plan copied from an edition (planner, admin)",
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"201": _OK, **_ERRORS},
+        },
+    },
+    "/api/locate": {
+        "get": {
+            "summary": "Find the grid of a point",
+            "parameters": [
+                _query("lon", "Longitude", {"type": "number"}, required=True),
+                _query("lat", "Latitude", {"type": "number"}, required=True),
+                _query("crs", "wgs84 (default), cgcs2000, gcj02 or bd09"),
+                _query("edition", "Edition name (default: the current one)"),
+            ],
+            "responses": {"200": _json("#/components/schemas/Location"), "400": _ERRORS["400"]},
+        }
+    },
+    "/api/incidents": {
+        "get": {
+            "summary": "List the cases in the caller's scope",
+            "parameters": _CASE_FILTERS,
+            "responses": {"200": _json("#/components/schemas/IncidentPage"), **_ERRORS},
+        },
+        "post": {
+            "summary": "Report a case (lon/lat or address); geocoded and assigned at once",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewIncident"}}},
+            },
+            "responses": {"201": _json("#/components/schemas/Incident", "Created"), **_ERRORS},
+        },
+    },
+    "/api/incidents/{incident_id}": {
+        "get": {
+            "summary": "One case with its history and the actions the caller may take",
+            "parameters": [_path_param("incident_id", "integer")],
+            "responses": {"200": _json("#/components/schemas/Incident"), **_ERRORS},
+        }
+    },
+    "/api/incidents/{incident_id}/actions": {
+        "post": {
+            "summary": "Take a workflow step; an illegal step is 409",
+            "parameters": [_path_param("incident_id", "integer")],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Action"}}},
+            },
+            "responses": {"200": _json("#/components/schemas/Incident"), **_ERRORS},
+        }
+    },
+    "/api/categories": {
+        "get": {
+            "summary": "The category table (2+2-digit codes) with deadlines in working hours or days",
+            "security": [],
+            "responses": {"200": _OK},
+        }
+    },
+    "/api/stats": {
+        "get": {
+            "summary": "Indicators: received, registered, closed, resolution, on-time and rework rates, overdue",
+            "parameters": [
+                _query("by", "Group by: " + ", ".join(cases.GROUPS)),
+                _query("from", "Reported on or after"),
+                _query("to", "Reported before (a date includes that day)"),
+            ],
+            "responses": {"200": _OK, **_ERRORS},
+        }
+    },
+    "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _OK}}},
+}
+
+COMPONENTS = {
+    "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+    },
+    "schemas": {
+        "Error": {
+            "type": "object",
+            "required": ["error", "status"],
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+        },
+        "Location": {
+            "type": "object",
+            "properties": {
+                "grid_code": {"type": ["string", "null"]},
+                "grid_name": {"type": ["string", "null"]},
+                "community_code": {"type": ["string", "null"]},
+                "street_code": {"type": ["string", "null"]},
+                "ambiguous": {"type": "boolean"},
+                "candidates": {"type": "array", "items": {"type": "string"}},
+                "nearest_code": {"type": ["string", "null"]},
+                "nearest_distance_m": {"type": ["number", "null"]},
+                "edition": {"type": "string"},
+            },
+        },
+        "NewIncident": {
+            "type": "object",
+            "required": ["title", "category"],
+            "properties": {
+                "title": {"type": "string", "maxLength": cases.MAX_TITLE},
+                "description": {"type": "string", "maxLength": cases.MAX_DESCRIPTION},
+                "category": {"type": "string", "pattern": "^[0-9]{4}$"},
+                "lon": {"type": "number"},
+                "lat": {"type": "number"},
+                "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02", "bd09"]},
+                "address": {"type": "string", "maxLength": cases.MAX_ADDRESS},
+                "reporter_name": {"type": "string", "maxLength": cases.MAX_NAME},
+                "reporter_phone": {"type": "string", "maxLength": cases.MAX_PHONE},
+                "source": {"type": "string", "enum": list(cases.SOURCES)},
+            },
+        },
+        "Action": {
+            "type": "object",
+            "required": ["action"],
+            "properties": {
+                "action": {"type": "string", "enum": list(cases.ACTIONS)},
+                "note": {"type": "string", "maxLength": cases.MAX_NOTE},
+                "assignee": {"type": "string", "maxLength": cases.MAX_NAME},
+                "hours": {"type": "number", "description": "extend: working hours to add"},
+                "days": {"type": "number", "description": "extend: working days to add"},
+                "version": {"type": "integer", "description": "the version the caller saw (409 when stale)"},
+            },
+        },
+        "Incident": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "title": {"type": "string"},
+                "status": {"type": "string", "enum": list(cases.STATUSES)},
+                "handling_level": {"type": "string", "enum": list(cases.LEVELS)},
+                "grid_code": {"type": ["string", "null"]},
+                "category_code": {"type": ["string", "null"]},
+                "deadline": {"type": ["string", "null"], "format": "date-time"},
+                "light": {"type": ["string", "null"], "enum": ["green", "yellow", "red", None]},
+                "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
+                "actions": {"type": "array", "items": {"type": "string"}},
+                "history": {"type": "array", "items": {"type": "object"}},
+                "version": {"type": "integer"},
+            },
+        },
+        "IncidentPage": {
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
+                "count": {"type": "integer"},
+                "next": {"type": ["string", "null"]},
+            },
+        },
+    },
+}
+
+
+def _openapi_path(rule: str) -> str:
+    path = rule
+    while "<" in path:
+        start, end = path.index("<"), path.index(">")
+        name = path[start + 1 : end].split(":")[-1]
+        path = f"{path[:start]}{{{name}}}{path[end + 1 :]}"
+    return path
+
+
+def openapi_document(app: Flask) -> dict:
+    """Build the OpenAPI document: the paths above plus any /api route of the app they do not list."""
+    paths = {path: dict(methods) for path, methods in PATHS.items()}
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = _openapi_path(rule.rule)
+        view = app.view_functions.get(rule.endpoint)
+        summary = ((view.__doc__ or "").strip().splitlines() or [rule.endpoint])[0]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            entry = paths.setdefault(path, {})
+            if method.lower() not in entry:
+                parameters = [_path_param(a) for a in sorted(rule.arguments)]
+                entry[method.lower()] = {
+                    "summary": summary,
+                    **({"parameters": parameters} if parameters else {}),
+                    "responses": {"200": _OK, **_ERRORS},
+                }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "gridmap API", "version": "0.1.0", "description": "网格地图: grids, cases and maps"},
+        "security": [{"bearer": []}, {"session": []}],
+        "paths": dict(sorted(paths.items())),
+        "components": COMPONENTS,
+    }
