@@ -78,6 +78,17 @@ class Settings:
         "GRIDMAP_EXTRA_WORKDAYS",
         "Weekend days that are worked (调休), same format as GRIDMAP_HOLIDAYS.",
     )
+    map_basemap: str = _setting(
+        "none",
+        "GRIDMAP_MAP_BASEMAP",
+        "Basemap of /map: none (default, works offline), osm, tianditu (needs GRIDMAP_TIANDITU_KEY) or amap (GCJ-02).",
+    )
+    map_basemaps: str = _setting(
+        "",
+        "GRIDMAP_MAP_BASEMAPS",
+        "Comma-separated basemap presets offered in the map's layer switcher (osm, tianditu, amap).",
+    )
+    tianditu_key: str = _setting("", "GRIDMAP_TIANDITU_KEY", "Tianditu browser key for the tianditu basemap.")
     households_min: int = _setting(
         300, "GRIDMAP_HOUSEHOLDS_MIN", "Lowest households per grid before the audit flags it."
     )

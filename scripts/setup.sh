@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up gridmap on Debian/Ubuntu: system packages when missing, then a virtualenv in .venv.
-#   scripts/setup.sh run    what `make run` needs (SpatiaLite)
+#   scripts/setup.sh run    what `make run` needs (SpatiaLite, npm for the map's assets)
 #   scripts/setup.sh test   what `make test` needs as well (PostgreSQL + PostGIS, Chromium, CJK fonts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,8 @@ install_needed() {
 }
 if command -v dpkg >/dev/null 2>&1; then
   need libsqlite3-mod-spatialite
+  # The map's JavaScript and CSS come from the npm registry at set-up (never from a CDN at run time).
+  command -v npm >/dev/null 2>&1 || need npm
   if [ "$purpose" = test ]; then
     if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then need postgresql; fi
     command -v chromium >/dev/null 2>&1 || need chromium
@@ -47,4 +49,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".$extras"
   touch "$stamp"
+fi
+
+# Leaflet and its plugins, into gridmap/static/vendor (git-ignored), whenever the lock file is newer.
+if [ ! -f gridmap/static/vendor/manifest.json ] || [ package-lock.json -nt gridmap/static/vendor/manifest.json ]; then
+  .venv/bin/python -m gridmap.assets install
 fi
