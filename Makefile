@@ -3,7 +3,7 @@
 
 run:
 	scripts/setup.sh run
-	.venv/bin/gridmap demo --if-empty
+	.venv/bin/gridmap demo --if-empty --cases 3000 --closed-cases 1000
 	.venv/bin/gridmap serve
 
 test:

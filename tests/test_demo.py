@@ -231,13 +231,28 @@ def test_absorb_fragments_gives_a_cut_off_piece_to_its_neighbour():
 def test_demo_command_loads_the_district_once(database_url):
     with (demo_boundary_dir() / GAZETTEER_FILE).open(encoding="utf-8", newline="") as handle:
         addresses = sum(1 for _ in csv.DictReader(handle))
+    import re
+
+    from gridmap import people
+    from gridmap.store import Store
+
     runner = CliRunner()
-    first = runner.invoke(main, ["demo", "--db", database_url])
+    first = runner.invoke(main, ["demo", "--cases", "30", "--closed-cases", "5", "--db", database_url])
     assert first.exit_code == 0, first.output
     assert "12 streets, 175 communities, 1464 grids" in first.output
     assert f"loaded the demo gazetteer: {addresses} addresses" in first.output
-    again = runner.invoke(main, ["demo", "--if-empty", "--db", database_url])
+    password = re.search(r"created the admin user 'demo' with password (\S+) ", first.output).group(1)
+    again = runner.invoke(main, ["demo", "--if-empty", "--cases", "30", "--db", database_url])
     assert again.exit_code == 0 and "demo not loaded" in again.output
+    store = Store.open(database_url)
+    try:
+        assert people.user_for_password(store, "demo", password).role == "admin"
+        cases = store.list_incidents(limit=None)
+        assert len(cases) == 35  # the second, --if-empty run added none
+        assert sum(c["status"] == "closed" for c in cases) == 5
+        assert all(c["grid_code"] and c["deadline"] > c["reported_at"] for c in cases)
+    finally:
+        store.close()
 
 
 def test_generated_cases_lie_in_their_grids_with_deadlines_after_the_report():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+import secrets
 import sys
 from pathlib import Path
 
@@ -167,11 +168,16 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
-    else:
-        counts = boundaries.load_demo(store, demo_data.demo_boundary_dir())
-        click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
-        entries = geocode.load_gazetteer(store, demo_data.demo_boundary_dir() / demo_data.GAZETTEER_FILE)
-        click.echo(f"loaded the demo gazetteer: {entries} addresses")
+        return
+    counts = boundaries.load_demo(store, demo_data.demo_boundary_dir())
+    click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
+    entries = geocode.load_gazetteer(store, demo_data.demo_boundary_dir() / demo_data.GAZETTEER_FILE)
+    click.echo(f"loaded the demo gazetteer: {entries} addresses")
+    if not store.list_users():
+        # The pages need a sign-in; a fixed default password would be a hole, so a random one is shown once.
+        password = secrets.token_urlsafe(9)
+        people.add_user(store, "demo", role="admin", password=password)
+        click.echo(f"created the admin user 'demo' with password {password} (shown once; sign in at /login)")
     if open_cases or closed_cases:
         from gridmap import assign, cases
 
