@@ -602,7 +602,13 @@ def generate_cases(
     sources = list(DEMO_SOURCES)
     source_of = rng.choice(len(sources), size=total, p=list(DEMO_SOURCES.values()))
     category_of = rng.integers(0, len(categories), size=total)
-    minutes_ago = rng.integers(10, 30 * 24 * 60, size=total)
+    # Open cases are mostly recent (a working team keeps up), so the traffic lights show a mix; closed ones are
+    # spread over the month.
+    minutes_ago = (
+        np.concatenate([rng.exponential(2 * 24 * 60, size=count), rng.uniform(0, 30 * 24 * 60, size=closed)])
+        .clip(10, 30 * 24 * 60 - 1)
+        .astype(int)
+    )
     rows = []
     for i in range(total):
         category = categories[int(category_of[i])]
