@@ -315,10 +315,23 @@ class GridIndex:
 
     def nearest(self, *, lon: float, lat: float) -> tuple[int | None, float | None]:
         """Return the position of the grid nearest to an uncovered point and its geodesic distance in metres."""
-        positions, distances = self.nearest_many(np.array([lon], dtype=float), np.array([lat], dtype=float))
-        if positions[0] < 0:
+        # The same search as nearest_many, on scalars: array set-up costs more than the search for one point.
+        if not len(self.codes) or not (math.isfinite(lon) and math.isfinite(lat)):
             return None, None
-        return int(positions[0]), float(distances[0])
+        tree, scaled, scale = self._metric_tree()
+        point = shapely.Point(lon * scale, lat)
+        first = float(shapely.distance(scaled[int(tree.nearest(point))], point))
+        low = min(abs(lat), self._lat_span[0])
+        high = min(max(abs(lat), self._lat_span[1]), 89.9)
+        slack = max(1.0, _east_scale_one(low) / scale) / min(1.0, _east_scale_one(high) / scale)
+        best: tuple[float, int] | None = None
+        reach = max(first * slack * 1.0001, 1e-12)
+        for grid in tree.query(point, predicate="dwithin", distance=reach).tolist():
+            (x1, y1), (x2, y2) = shapely.shortest_line(point, scaled[grid]).coords
+            metres = crs_module.geodesic_distance_m(lon1=x1 / scale, lat1=y1, lon2=x2 / scale, lat2=y2)
+            if best is None or (metres, grid) < best:
+                best = (metres, grid)
+        return (best[1], best[0]) if best else (None, None)
 
     def nearest_many(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the nearest grid and geodesic distance in metres for each point (-1, nan when no grids)."""
@@ -421,6 +434,12 @@ def _east_scale(lats: np.ndarray) -> np.ndarray:
     sin2 = np.sin(np.radians(lats)) ** 2
     # N cos(lat) / M, with N and M the ellipsoid's prime-vertical and meridional radii of curvature.
     return np.cos(np.radians(lats)) * (1 - e2 * sin2) / (1 - e2)
+
+
+def _east_scale_one(lat: float) -> float:
+    """`_east_scale` for one latitude, without arrays."""
+    sin2 = math.sin(math.radians(lat)) ** 2
+    return math.cos(math.radians(lat)) * (1 - 0.00669437999014 * sin2) / (1 - 0.00669437999014)
 
 
 # ---- the store-backed front: one cached index per edition ----------------------------------------------
