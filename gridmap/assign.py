@@ -54,6 +54,19 @@ class Assignment:
     nearest_code: str | None = None
     nearest_distance_m: float | None = None
 
+    def incident_fields(self, edition: str | None = None) -> dict:
+        """Return the incident columns this answer sets when a case is first located (its original grid too)."""
+        fields = {
+            "grid_code": self.grid_code,
+            "original_grid_code": self.grid_code,
+            "community_code": self.community_code,
+            "street_code": self.street_code,
+            "ambiguous": bool(self.ambiguous),
+        }
+        if edition is not None:
+            fields.update(edition=edition, original_edition=edition)
+        return fields
+
     def to_dict(self) -> dict:
         """Return the JSON shape used by the CLI and the API."""
         return {

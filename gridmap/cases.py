@@ -399,13 +399,7 @@ def _text(value, name: str, limit: int, *, required: bool = False) -> str | None
 def _coordinate(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidInput(f"{name} must be a number")
-    try:
-        number = float(value)
-    except ValueError:
-        raise InvalidInput(f"{name}={value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise InvalidInput(f"{name} must be a finite number")
-    return number
+    return crs_rules.parse_number(value, name)
 
 
 def report(
@@ -480,13 +474,7 @@ def report(
         reported_at=now,
         lon=point_lon,
         lat=point_lat,
-        grid_code=where.grid_code,
-        original_grid_code=where.grid_code,
-        community_code=where.community_code,
-        street_code=where.street_code,
-        ambiguous=bool(where.ambiguous),
-        edition=index.edition,
-        original_edition=index.edition,
+        **where.incident_fields(index.edition),
         status="reported",
         handling_level="grid",
         deadline=deadline_for(kind["code"], now, calendar),

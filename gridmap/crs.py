@@ -294,6 +294,17 @@ def classify_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return codes
 
 
+def parse_number(value, name: str) -> float:
+    """Read one coordinate from text or a number, or raise InvalidInput naming it ("lon='abc' is not a number")."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name}={value!r} is not a finite number")
+    return number
+
+
 def check_lonlat(*, lon: float, lat: float, where: str = "") -> None:
     """Raise InvalidInput naming `where` when lon/lat is not a plausible WGS84 degree pair."""
     prefix = f"{where}: " if where else ""

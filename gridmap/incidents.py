@@ -306,13 +306,7 @@ def prepare_import(
             result.duplicates += 1
             continue
         assignment = locate(lon=row["lon"], lat=row["lat"])
-        row.update(
-            grid_code=assignment.grid_code,
-            community_code=assignment.community_code,
-            street_code=assignment.street_code,
-            ambiguous=assignment.ambiguous,
-            original_grid_code=assignment.grid_code,
-        )
+        row.update(assignment.incident_fields())
         result.unassigned += assignment.grid_code is None
         result.ambiguous += bool(assignment.ambiguous)
         result.rows.append(row)

@@ -195,15 +195,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
         )
         located = assign.grid_index(store).locate_many([r["lon"] for r in rows], [r["lat"] for r in rows])
         for row, answer in zip(rows, located.assignments(), strict=True):
-            row.update(
-                grid_code=answer.grid_code,
-                original_grid_code=answer.grid_code,
-                community_code=answer.community_code,
-                street_code=answer.street_code,
-                ambiguous=answer.ambiguous,
-                edition=edition.name,
-                original_edition=edition.name,
-            )
+            row.update(answer.incident_fields(edition.name))
         store.add_incidents(rows, actor="demo")
         click.echo(f"generated {open_cases} open and {closed_cases} closed demo cases")
 
@@ -212,17 +204,15 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
 CRS_CHOICE = click.Choice(("wgs84", "cgcs2000", "gcj02", "bd09"), case_sensitive=False)
 
 
+def crs_option(help_text: str):
+    """The `--crs` option of commands that read coordinates."""
+    return click.option("--crs", "source_crs", type=CRS_CHOICE, default="wgs84", show_default=True, help=help_text)
+
+
 @main.command("locate")
 @click.option("--lon", type=float, help="Longitude of one point.")
 @click.option("--lat", type=float, help="Latitude of one point.")
-@click.option(
-    "--crs",
-    "source_crs",
-    type=CRS_CHOICE,
-    default="wgs84",
-    show_default=True,
-    help="Coordinate system of the input (GCJ-02: Amap/Tencent, BD-09: Baidu).",
-)
+@crs_option("Coordinate system of the input (GCJ-02: Amap/Tencent, BD-09: Baidu).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one point).")
 @click.option("--input", "input_path", type=click.Path(path_type=Path), help="CSV of points to locate in bulk.")
 @click.option("--output", "output_path", type=click.Path(path_type=Path), help="CSV to write (bulk).")
@@ -318,7 +308,7 @@ def geocode_address(store: Store, settings: Settings, address: str, as_json: boo
 
 @main.command("load-gazetteer")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--crs", "source_crs", type=CRS_CHOICE, default="wgs84", show_default=True)
+@crs_option("Coordinate system of the file's points.")
 @with_store
 def load_gazetteer(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
     """Replace the offline gazetteer (addresses → points) with a CSV or GeoJSON file."""
@@ -330,14 +320,7 @@ def load_gazetteer(store: Store, settings: Settings, file: Path, source_crs: str
 
 @main.command("import-incidents")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option(
-    "--crs",
-    "source_crs",
-    type=CRS_CHOICE,
-    default="wgs84",
-    show_default=True,
-    help="Coordinate system of the file's lon/lat columns.",
-)
+@crs_option("Coordinate system of the file's lon/lat columns.")
 @with_store
 def import_incidents(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
     """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: geocode, assign, one transaction."""

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 from flask import Blueprint, current_app, jsonify, request
 
-from gridmap import assign
+from gridmap import assign, crs
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
 
@@ -34,13 +32,7 @@ def _number(name: str) -> float:
     raw = request.args.get(name)
     if raw is None or raw.strip() == "":
         raise InvalidInput(f"missing query parameter {name!r}")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise InvalidInput(f"{name}={raw!r} is not a finite number")
-    return value
+    return crs.parse_number(raw, name)
 
 
 @blueprint.get("/locate")

@@ -138,18 +138,15 @@ def _json_response(body: str | _Payload) -> Response:
 
 
 # ---- data shared by the routes ------------------------------------------------------------------------------
+def _geometry_key(kind: str, store, edition: str, level: str, zoom: float | None, crs: str) -> tuple:
+    """Cache key of one level's geometry: changes when the edition's areas change or the zoom band does."""
+    return (kind, store.describe(), edition, store.edition_fingerprint(edition), level, maps.simplify_level(zoom), crs)
+
+
 def _areas(edition: str, level: str, zoom: float | None, crs: str) -> tuple:
     """Return (frame without geometry, geometry JSON list) of one level, simplified for the zoom; cached."""
     store = _store()
-    key = (
-        "areas",
-        store.describe(),
-        edition,
-        store.edition_fingerprint(edition),
-        level,
-        maps.simplify_level(zoom),
-        crs,
-    )
+    key = _geometry_key("areas", store, edition, level, zoom, crs)
 
     def compute():
         frame = store.areas(edition, level)
@@ -324,15 +321,7 @@ def map_grids():
     crs = _crs()
     store = _store()
     if level != "grid":
-        key = (
-            "outlines",
-            store.describe(),
-            edition,
-            store.edition_fingerprint(edition),
-            level,
-            maps.simplify_level(zoom),
-            crs,
-        )
+        key = _geometry_key("outlines", store, edition, level, zoom, crs)
         return _json_response(_cache().get(key, lambda: _Payload(_outline_text(edition, level, zoom, crs))))
     user = current_user()
     rows, _lights, now = _open_cases()
