@@ -14,7 +14,7 @@ from geodata import GRIDS, load_district
 from gridmap import cases, people
 from gridmap.config import Settings
 from gridmap.store import Store
-from gridmap.web import case_views, create_app
+from gridmap.web import case_views, create_app, i18n
 
 NW, SW, NE, SE = (g["code"] for g in GRIDS)
 WEST = "120104001001"
@@ -376,7 +376,7 @@ def test_every_message_of_the_case_pages_has_a_chinese_translation():
     keywords = {"_l": None, "_": None}
     wanted |= {m[1] for m in extract_from_file("python", case_views.__file__, keywords=keywords)}
     assert len(wanted) > 40
-    with (case_views.TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+    with (i18n.TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalogue = read_po(handle)
     missing = sorted(m for m in wanted if not (catalogue.get(m) and catalogue.get(m).string))
     assert missing == []

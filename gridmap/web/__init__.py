@@ -46,8 +46,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, map_views, pages, plan_views
+    from gridmap.web import api, audit_views, auth, case_views, i18n, map_views, pages, plan_views
 
+    i18n.init_i18n(app)
     auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")

@@ -7,6 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from gridmap import assign, crs
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
+from gridmap.web.openapi import ERRORS, OK, json_response, openapi_document, query
 
 blueprint = Blueprint("api", __name__)
 
@@ -46,3 +47,54 @@ def locate():
         edition=request.args.get("edition") or None,
     )
     return jsonify(result)
+
+
+@blueprint.get("/openapi.json")
+def openapi():
+    """Return the OpenAPI 3.1 document of every /api endpoint."""
+    return jsonify(openapi_document(current_app))
+
+
+# ---- OpenAPI ---------------------------------------------------------------------------------------------
+OPENAPI_PATHS: dict[str, dict] = {
+    "/api/health": {
+        "get": {
+            "summary": "Say the service is up and give the schema revision",
+            "security": [],
+            "responses": {"200": OK},
+        }
+    },
+    "/api/editions": {
+        "get": {"summary": "List the boundary editions with status and area counts", "responses": {"200": OK}},
+    },
+    "/api/locate": {
+        "get": {
+            "summary": "Find the grid of a point",
+            "parameters": [
+                query("lon", "Longitude", {"type": "number"}, required=True),
+                query("lat", "Latitude", {"type": "number"}, required=True),
+                query("crs", "wgs84 (default), cgcs2000, gcj02 or bd09"),
+                query("edition", "Edition name (default: the current one)"),
+            ],
+            "responses": {"200": json_response("#/components/schemas/Location"), "400": ERRORS["400"]},
+        }
+    },
+    "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": OK}}},
+}
+
+OPENAPI_SCHEMAS: dict[str, dict] = {
+    "Location": {
+        "type": "object",
+        "properties": {
+            "grid_code": {"type": ["string", "null"]},
+            "grid_name": {"type": ["string", "null"]},
+            "community_code": {"type": ["string", "null"]},
+            "street_code": {"type": ["string", "null"]},
+            "ambiguous": {"type": "boolean"},
+            "candidates": {"type": "array", "items": {"type": "string"}},
+            "nearest_code": {"type": ["string", "null"]},
+            "nearest_distance_m": {"type": ["number", "null"]},
+            "edition": {"type": "string"},
+        },
+    },
+}

@@ -1,4 +1,4 @@
-"""Case pages, and the cases, categories and stats JSON API; the OpenAPI document of the whole /api.
+"""Case pages, and the cases, categories and stats JSON API.
 
 Every case route needs a signed-in user (session or Bearer token); `gridmap.cases` decides what each role
 may see and do. Pages are Chinese by default; `?lang=en` switches to English for the session (Flask-Babel,
@@ -8,34 +8,25 @@ catalogues in gridmap/translations compiled from their .po files at start-up, so
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
-    Flask,
     current_app,
     jsonify,
     redirect,
     render_template,
     request,
-    session,
 )
-from flask_babel import Babel, get_locale
 from flask_babel import lazy_gettext as _l
 
 from gridmap import cases
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
 
 blueprint = Blueprint("case", __name__)
-LANGUAGES = ("zh", "en")
-TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
 MAX_PAGE = 500
 REPORT_FIELDS = (
     "title", "description", "lon", "lat", "crs", "address", "category", "category_code",
@@ -73,64 +64,6 @@ LEVEL_NAMES = {
     "district": _l("District"),
 }
 LIGHT_NAMES = {"green": _l("On time"), "yellow": _l("Due soon"), "red": _l("Overdue")}
-
-
-# ---- Flask-Babel ----------------------------------------------------------------------------------------
-def compiled_translations(source: Path = TRANSLATIONS) -> Path:
-    """Compile the .po catalogues into a directory of .mo files (kept per content, shared by processes)."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-
-    catalogues = sorted(source.glob("*/LC_MESSAGES/*.po"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in catalogues)).hexdigest()[:16]
-    target = Path(tempfile.gettempdir()) / f"gridmap-translations-{digest}"
-    if target.exists():
-        return target
-    building = Path(tempfile.mkdtemp(prefix="gridmap-translations-"))
-    for po in catalogues:
-        mo = building / po.relative_to(source).with_suffix(".mo")
-        mo.parent.mkdir(parents=True, exist_ok=True)
-        with po.open("rb") as handle:
-            catalogue = read_po(handle)
-        with mo.open("wb") as handle:
-            write_mo(handle, catalogue)
-    try:
-        os.rename(building, target)  # atomic: another process may have finished first, which is as good
-    except OSError:
-        shutil.rmtree(building, ignore_errors=True)
-    return target
-
-
-def _select_locale() -> str:
-    wanted = request.args.get("lang")
-    if wanted in LANGUAGES:
-        return wanted
-    return session.get("lang") if session.get("lang") in LANGUAGES else LANGUAGES[0]
-
-
-@blueprint.record_once
-def _init_babel(state) -> None:
-    app: Flask = state.app
-    if "babel" not in app.extensions:  # the app may set Babel up itself one day
-        Babel(
-            app,
-            locale_selector=_select_locale,
-            default_locale=LANGUAGES[0],
-            default_translation_directories=str(compiled_translations()),
-        )
-
-
-@blueprint.before_app_request
-def _remember_language() -> None:
-    wanted = request.args.get("lang")
-    if wanted in LANGUAGES and request.method == "GET":
-        session["lang"] = wanted
-
-
-@blueprint.app_context_processor
-def _language_links() -> dict:
-    links = {code: f"{request.path}?{urlencode({**request.args, 'lang': code})}" for code in LANGUAGES}
-    return {"current_language": str(get_locale() or LANGUAGES[0]), "language_links": links}
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -310,12 +243,6 @@ def get_stats():
     return jsonify(result)
 
 
-@blueprint.get("/api/openapi.json")
-def openapi():
-    """Return the OpenAPI 3.1 document of every /api endpoint."""
-    return jsonify(openapi_document(current_app))
-
-
 # ---- pages ----------------------------------------------------------------------------------------------
 @blueprint.get("/cases")
 @require_user()
@@ -372,82 +299,27 @@ def _names() -> dict:
     return {"status": STATUS_NAMES, "action": ACTION_NAMES, "level": LEVEL_NAMES, "light": LIGHT_NAMES}
 
 
-# ---- OpenAPI --------------------------------------------------------------------------------------------
-def _query(name: str, description: str, schema: dict | None = None, *, required: bool = False) -> dict:
-    return {
-        "name": name,
-        "in": "query",
-        "required": required,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
-def _path_param(name: str, kind: str = "string") -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": kind}}
-
-
-def _json(schema_ref: str, description: str = "OK") -> dict:
-    return {"description": description, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
-
-
-_ERRORS = {
-    "400": _json("#/components/schemas/Error", "Bad input; nothing was written"),
-    "401": _json("#/components/schemas/Error", "No session and no API token"),
-    "403": _json("#/components/schemas/Error", "The caller's role may not do this"),
-    "404": _json("#/components/schemas/Error", "Not found, or outside the caller's area"),
-    "409": _json("#/components/schemas/Error", "Clashes with the current state (status, version)"),
-}
-_OK = {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}}
+# ---- OpenAPI: the case endpoints ----------------------------------------------------------------------
 _CASE_FILTERS = [
-    _query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
-    _query("grid", "Grid code"),
-    _query("community", "Community code"),
-    _query("category", "4-digit category code"),
-    _query("source", "Source: " + ", ".join(cases.SOURCES)),
-    _query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
-    _query("to", "Reported before (a date includes that whole day)"),
-    _query("bbox", "west,south,east,north in WGS84"),
-    _query("overdue", "true: only open cases past their deadline", {"type": "boolean"}),
-    _query("limit", f"Page size, 1–{MAX_PAGE} (default 50)", {"type": "integer"}),
-    _query("after", "Return cases with an id above this (the `next` link sets it)", {"type": "integer"}),
+    query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
+    query("grid", "Grid code"),
+    query("community", "Community code"),
+    query("category", "4-digit category code"),
+    query("source", "Source: " + ", ".join(cases.SOURCES)),
+    query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
+    query("to", "Reported before (a date includes that whole day)"),
+    query("bbox", "west,south,east,north in WGS84"),
+    query("overdue", "true: only open cases past their deadline", {"type": "boolean"}),
+    query("limit", f"Page size, 1–{MAX_PAGE} (default 50)", {"type": "integer"}),
+    query("after", "Return cases with an id above this (the `next` link sets it)", {"type": "integer"}),
 ]
 
-# Every known /api path. Other helpers' endpoints are listed here too; a route found in the app but missing
-# here still appears (summary from its docstring), so the document always covers every endpoint.
-PATHS: dict[str, dict] = {
-    "/api/health": {
-        "get": {
-            "summary": "Say the service is up and give the schema revision",
-            "security": [],
-            "responses": {"200": _OK},
-        }
-    },
-    "/api/editions": {
-        "get": {"summary": "List the boundary editions with status and area counts", "responses": {"200": _OK}},
-        "post": {
-            "summary": "Create a draft plan copied from an edition (planner, admin)",
-            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"201": _OK, **_ERRORS},
-        },
-    },
-    "/api/locate": {
-        "get": {
-            "summary": "Find the grid of a point",
-            "parameters": [
-                _query("lon", "Longitude", {"type": "number"}, required=True),
-                _query("lat", "Latitude", {"type": "number"}, required=True),
-                _query("crs", "wgs84 (default), cgcs2000, gcj02 or bd09"),
-                _query("edition", "Edition name (default: the current one)"),
-            ],
-            "responses": {"200": _json("#/components/schemas/Location"), "400": _ERRORS["400"]},
-        }
-    },
+OPENAPI_PATHS: dict[str, dict] = {
     "/api/incidents": {
         "get": {
             "summary": "List the cases in the caller's scope",
             "parameters": _CASE_FILTERS,
-            "responses": {"200": _json("#/components/schemas/IncidentPage"), **_ERRORS},
+            "responses": {"200": json_response("#/components/schemas/IncidentPage"), **ERRORS},
         },
         "post": {
             "summary": "Report a case (lon/lat or address); geocoded and assigned at once",
@@ -455,161 +327,99 @@ PATHS: dict[str, dict] = {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewIncident"}}},
             },
-            "responses": {"201": _json("#/components/schemas/Incident", "Created"), **_ERRORS},
+            "responses": {"201": json_response("#/components/schemas/Incident", "Created"), **ERRORS},
         },
     },
     "/api/incidents/{incident_id}": {
         "get": {
             "summary": "One case with its history and the actions the caller may take",
-            "parameters": [_path_param("incident_id", "integer")],
-            "responses": {"200": _json("#/components/schemas/Incident"), **_ERRORS},
+            "parameters": [path_param("incident_id", "integer")],
+            "responses": {"200": json_response("#/components/schemas/Incident"), **ERRORS},
         }
     },
     "/api/incidents/{incident_id}/actions": {
         "post": {
             "summary": "Take a workflow step; an illegal step is 409",
-            "parameters": [_path_param("incident_id", "integer")],
+            "parameters": [path_param("incident_id", "integer")],
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Action"}}},
             },
-            "responses": {"200": _json("#/components/schemas/Incident"), **_ERRORS},
+            "responses": {"200": json_response("#/components/schemas/Incident"), **ERRORS},
         }
     },
     "/api/categories": {
         "get": {
             "summary": "The category table (2+2-digit codes) with deadlines in working hours or days",
             "security": [],
-            "responses": {"200": _OK},
+            "responses": {"200": OK},
         }
     },
     "/api/stats": {
         "get": {
             "summary": "Indicators: received, registered, closed, resolution, on-time and rework rates, overdue",
             "parameters": [
-                _query("by", "Group by: " + ", ".join(cases.GROUPS)),
-                _query("from", "Reported on or after"),
-                _query("to", "Reported before (a date includes that day)"),
+                query("by", "Group by: " + ", ".join(cases.GROUPS)),
+                query("from", "Reported on or after"),
+                query("to", "Reported before (a date includes that day)"),
             ],
-            "responses": {"200": _OK, **_ERRORS},
+            "responses": {"200": OK, **ERRORS},
         }
     },
-    "/api/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": _OK}}},
 }
 
-COMPONENTS = {
-    "securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"},
-        "session": {"type": "apiKey", "in": "cookie", "name": "session"},
+OPENAPI_SCHEMAS: dict[str, dict] = {
+    "NewIncident": {
+        "type": "object",
+        "required": ["title", "category"],
+        "properties": {
+            "title": {"type": "string", "maxLength": cases.MAX_TITLE},
+            "description": {"type": "string", "maxLength": cases.MAX_DESCRIPTION},
+            "category": {"type": "string", "pattern": "^[0-9]{4}$"},
+            "lon": {"type": "number"},
+            "lat": {"type": "number"},
+            "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02", "bd09"]},
+            "address": {"type": "string", "maxLength": cases.MAX_ADDRESS},
+            "reporter_name": {"type": "string", "maxLength": cases.MAX_NAME},
+            "reporter_phone": {"type": "string", "maxLength": cases.MAX_PHONE},
+            "source": {"type": "string", "enum": list(cases.SOURCES)},
+        },
     },
-    "schemas": {
-        "Error": {
-            "type": "object",
-            "required": ["error", "status"],
-            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+    "Action": {
+        "type": "object",
+        "required": ["action"],
+        "properties": {
+            "action": {"type": "string", "enum": list(cases.ACTIONS)},
+            "note": {"type": "string", "maxLength": cases.MAX_NOTE},
+            "assignee": {"type": "string", "maxLength": cases.MAX_NAME},
+            "hours": {"type": "number", "description": "extend: working hours to add"},
+            "days": {"type": "number", "description": "extend: working days to add"},
+            "version": {"type": "integer", "description": "the version the caller saw (409 when stale)"},
         },
-        "Location": {
-            "type": "object",
-            "properties": {
-                "grid_code": {"type": ["string", "null"]},
-                "grid_name": {"type": ["string", "null"]},
-                "community_code": {"type": ["string", "null"]},
-                "street_code": {"type": ["string", "null"]},
-                "ambiguous": {"type": "boolean"},
-                "candidates": {"type": "array", "items": {"type": "string"}},
-                "nearest_code": {"type": ["string", "null"]},
-                "nearest_distance_m": {"type": ["number", "null"]},
-                "edition": {"type": "string"},
-            },
+    },
+    "Incident": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "title": {"type": "string"},
+            "status": {"type": "string", "enum": list(cases.STATUSES)},
+            "handling_level": {"type": "string", "enum": list(cases.LEVELS)},
+            "grid_code": {"type": ["string", "null"]},
+            "category_code": {"type": ["string", "null"]},
+            "deadline": {"type": ["string", "null"], "format": "date-time"},
+            "light": {"type": ["string", "null"], "enum": ["green", "yellow", "red", None]},
+            "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
+            "actions": {"type": "array", "items": {"type": "string"}},
+            "history": {"type": "array", "items": {"type": "object"}},
+            "version": {"type": "integer"},
         },
-        "NewIncident": {
-            "type": "object",
-            "required": ["title", "category"],
-            "properties": {
-                "title": {"type": "string", "maxLength": cases.MAX_TITLE},
-                "description": {"type": "string", "maxLength": cases.MAX_DESCRIPTION},
-                "category": {"type": "string", "pattern": "^[0-9]{4}$"},
-                "lon": {"type": "number"},
-                "lat": {"type": "number"},
-                "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02", "bd09"]},
-                "address": {"type": "string", "maxLength": cases.MAX_ADDRESS},
-                "reporter_name": {"type": "string", "maxLength": cases.MAX_NAME},
-                "reporter_phone": {"type": "string", "maxLength": cases.MAX_PHONE},
-                "source": {"type": "string", "enum": list(cases.SOURCES)},
-            },
-        },
-        "Action": {
-            "type": "object",
-            "required": ["action"],
-            "properties": {
-                "action": {"type": "string", "enum": list(cases.ACTIONS)},
-                "note": {"type": "string", "maxLength": cases.MAX_NOTE},
-                "assignee": {"type": "string", "maxLength": cases.MAX_NAME},
-                "hours": {"type": "number", "description": "extend: working hours to add"},
-                "days": {"type": "number", "description": "extend: working days to add"},
-                "version": {"type": "integer", "description": "the version the caller saw (409 when stale)"},
-            },
-        },
-        "Incident": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "title": {"type": "string"},
-                "status": {"type": "string", "enum": list(cases.STATUSES)},
-                "handling_level": {"type": "string", "enum": list(cases.LEVELS)},
-                "grid_code": {"type": ["string", "null"]},
-                "category_code": {"type": ["string", "null"]},
-                "deadline": {"type": ["string", "null"], "format": "date-time"},
-                "light": {"type": ["string", "null"], "enum": ["green", "yellow", "red", None]},
-                "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
-                "actions": {"type": "array", "items": {"type": "string"}},
-                "history": {"type": "array", "items": {"type": "object"}},
-                "version": {"type": "integer"},
-            },
-        },
-        "IncidentPage": {
-            "type": "object",
-            "properties": {
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
-                "count": {"type": "integer"},
-                "next": {"type": ["string", "null"]},
-            },
+    },
+    "IncidentPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
+            "count": {"type": "integer"},
+            "next": {"type": ["string", "null"]},
         },
     },
 }
-
-
-def _openapi_path(rule: str) -> str:
-    path = rule
-    while "<" in path:
-        start, end = path.index("<"), path.index(">")
-        name = path[start + 1 : end].split(":")[-1]
-        path = f"{path[:start]}{{{name}}}{path[end + 1 :]}"
-    return path
-
-
-def openapi_document(app: Flask) -> dict:
-    """Build the OpenAPI document: the paths above plus any /api route of the app they do not list."""
-    paths = {path: dict(methods) for path, methods in PATHS.items()}
-    for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/"):
-            continue
-        path = _openapi_path(rule.rule)
-        view = app.view_functions.get(rule.endpoint)
-        summary = ((view.__doc__ or "").strip().splitlines() or [rule.endpoint])[0]
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            entry = paths.setdefault(path, {})
-            if method.lower() not in entry:
-                parameters = [_path_param(a) for a in sorted(rule.arguments)]
-                entry[method.lower()] = {
-                    "summary": summary,
-                    **({"parameters": parameters} if parameters else {}),
-                    "responses": {"200": _OK, **_ERRORS},
-                }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "gridmap API", "version": "0.1.0", "description": "网格地图: grids, cases and maps"},
-        "security": [{"bearer": []}, {"session": []}],
-        "paths": dict(sorted(paths.items())),
-        "components": COMPONENTS,
-    }

@@ -14,6 +14,7 @@ from gridmap import drafts
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.openapi import ERRORS, OK
 
 blueprint = Blueprint("plans", __name__)
 EDITORS = ("admin", "planner")
@@ -152,3 +153,15 @@ def editor_page(name: str):
     return render_template(
         "editor.html", edition=edition, can_edit=can_edit, current_name=current.name if current else None
     )
+
+
+# ---- OpenAPI ---------------------------------------------------------------------------------------------
+OPENAPI_PATHS: dict[str, dict] = {
+    "/api/editions": {
+        "post": {
+            "summary": "Create a draft plan copied from an edition (planner, admin)",
+            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"201": OK, **ERRORS},
+        },
+    },
+}

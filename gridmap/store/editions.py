@@ -1,0 +1,404 @@
+"""Editions (versioned boundary sets) and their areas, including draft editing one area at a time."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import geopandas as gpd
+import shapely
+import sqlalchemy as sa
+from geoalchemy2.shape import from_shape
+
+from gridmap.errors import Conflict, InvalidInput, NotFound
+
+from . import tables as t
+from .engine import StoreBase
+
+EDITION_STATUSES = ("draft", "current", "retired")
+LEVELS = ("district", "street", "community", "grid")
+AREA_FIELDS = ("code", "name", "level", "parent_code", "kind", "households", "population", "staff")
+
+
+@dataclass(frozen=True)
+class Edition:
+    """A versioned set of boundaries."""
+
+    name: str
+    status: str
+    valid_from: dt.date | None
+    valid_to: dt.date | None
+    created_at: dt.datetime
+
+    def to_dict(self) -> dict:
+        """Return a JSON-ready dict."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_to": self.valid_to.isoformat() if self.valid_to else None,
+        }
+
+
+@dataclass(frozen=True)
+class AreaRecord:
+    """One area ready to be written: attributes plus a (Multi)Polygon in EPSG:4326."""
+
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+    geometry: shapely.Geometry
+    kind: str | None = None
+    households: int | None = None
+    population: int | None = None
+    staff: int | None = None
+
+
+class EditionStore(StoreBase):
+    """Editions, areas and drafts."""
+
+    # ---- editions --------------------------------------------------------------------------------
+    def list_editions(self) -> list[Edition]:
+        """Return every edition, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute(sa.select(t.editions).order_by(t.editions.c.id)).mappings().all()
+        return [_edition(r) for r in rows]
+
+    def get_edition(self, name: str) -> Edition:
+        """Return one edition by name."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+        if row is None:
+            known = ", ".join(e.name for e in self.list_editions()) or "none yet"
+            raise NotFound(f"no edition named {name!r} (editions: {known})")
+        return _edition(row)
+
+    def find_edition(self, name: str) -> Edition | None:
+        """Return one edition by name, or None."""
+        try:
+            return self.get_edition(name)
+        except NotFound:
+            return None
+
+    def current_edition(self) -> Edition | None:
+        """Return the edition normal lookups use, or None when there is none."""
+        with self._connect() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.status == "current")).mappings().first()
+        return _edition(row) if row else None
+
+    def _edition_id(self, conn: sa.Connection, name: str) -> int:
+        edition_id = conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).scalar()
+        if edition_id is None:
+            raise NotFound(f"no edition named {name!r}")
+        return edition_id
+
+    def create_edition(self, name: str, *, status: str = "draft") -> Edition:
+        """Create an empty edition."""
+        with self.transaction() as conn:
+            self._insert_edition(conn, name, status)
+        return self.get_edition(name)
+
+    def _insert_edition(self, conn: sa.Connection, name: str, status: str) -> int:
+        if status not in EDITION_STATUSES:
+            raise InvalidInput(f"edition status must be one of {', '.join(EDITION_STATUSES)}, not {status!r}")
+        if not name or len(name) > 100:
+            raise InvalidInput("an edition name must have 1 to 100 characters")
+        if conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).first():
+            raise Conflict(f"an edition named {name!r} already exists")
+        today = dt.date.today() if status == "current" else None
+        return conn.execute(
+            t.editions.insert().values(
+                name=name, status=status, valid_from=today, created_at=dt.datetime.now().replace(microsecond=0)
+            )
+        ).inserted_primary_key[0]
+
+    def activate_edition(self, name: str, *, valid_from: dt.date | None = None) -> Edition:
+        """Make an edition current; the previous current one is retired the day before."""
+        valid_from = valid_from or dt.date.today()
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+            if row is None:
+                raise NotFound(f"no edition named {name!r}")
+            if row["status"] == "current":
+                raise Conflict(f"edition {name!r} is already current")
+            if row["status"] == "retired":
+                raise Conflict(f"edition {name!r} is retired; a retired edition is not brought back")
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.status == "current")
+                .values(status="retired", valid_to=valid_from - dt.timedelta(days=1))
+            )
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.id == row["id"])
+                .values(status="current", valid_from=valid_from, valid_to=None)
+            )
+        return self.get_edition(name)
+
+    def retire_edition(self, name: str, *, valid_to: dt.date | None = None) -> Edition:
+        """Retire an edition; lookups stop using it."""
+        with self.transaction() as conn:
+            row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
+            if row is None:
+                raise NotFound(f"no edition named {name!r}")
+            if row["status"] == "retired":
+                raise Conflict(f"edition {name!r} is already retired")
+            conn.execute(
+                t.editions.update()
+                .where(t.editions.c.id == row["id"])
+                .values(status="retired", valid_to=valid_to or dt.date.today())
+            )
+        return self.get_edition(name)
+
+    # ---- areas -----------------------------------------------------------------------------------
+    def add_areas(
+        self, edition: str, records: Sequence[AreaRecord], *, create_edition_status: str | None = None
+    ) -> int:
+        """Write areas into an edition in one transaction, creating the edition first when asked."""
+        with self.transaction() as conn:
+            if create_edition_status is not None:
+                edition_id = self._insert_edition(conn, edition, create_edition_status)
+            else:
+                edition_id = self._edition_id(conn, edition)
+            status = conn.execute(sa.select(t.editions.c.status).where(t.editions.c.id == edition_id)).scalar()
+            if status == "retired":
+                raise Conflict(f"edition {edition!r} is retired; load into a new edition instead")
+            if records:
+                conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in records])
+        return len(records)
+
+    def area_codes(self, edition: str, level: str | None = None) -> dict[str, str]:
+        """Return {code: level} of the areas of an edition (optionally of one level)."""
+        query = sa.select(t.areas.c.code, t.areas.c.level).join(t.editions).where(t.editions.c.name == edition)
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        with self._connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def areas(self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
+        """Return the areas of an edition as a GeoDataFrame (EPSG:4326), ordered by code."""
+        query = (
+            sa.select(*(t.areas.c[f] for f in AREA_FIELDS), sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"))
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .order_by(t.areas.c.code)
+        )
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        if codes is not None:
+            query = query.where(t.areas.c.code.in_(list(codes)))
+        with self._connect() as conn:
+            rows = conn.execute(query).all()
+        geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
+        frame = gpd.GeoDataFrame(
+            [dict(zip(AREA_FIELDS, r[: len(AREA_FIELDS)], strict=True)) for r in rows],
+            columns=list(AREA_FIELDS),
+            geometry=list(geometries),
+            crs="EPSG:4326",
+        )
+        return frame
+
+    def area_attributes(self, edition: str, level: str | None = None) -> list[dict]:
+        """Return the attributes (no geometry) of an edition's areas, ordered by code."""
+        query = (
+            sa.select(*(t.areas.c[f] for f in AREA_FIELDS))
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .order_by(t.areas.c.code)
+        )
+        if level is not None:
+            query = query.where(t.areas.c.level == level)
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def area_counts(self, edition: str) -> dict[str, int]:
+        """Return how many areas of each level an edition has."""
+        query = (
+            sa.select(t.areas.c.level, sa.func.count())
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .group_by(t.areas.c.level)
+        )
+        with self._connect() as conn:
+            found = dict(conn.execute(query).all())
+        return {level: found.get(level, 0) for level in LEVELS}
+
+    def edition_fingerprint(self, edition: str) -> tuple:
+        """Return a cheap value that changes whenever an edition's areas change (for in-memory caches)."""
+        a = t.areas.c
+        query = (
+            sa.select(
+                sa.func.count(a.id),
+                sa.func.max(a.id),
+                sa.func.sum(a.id),
+                sa.func.sum(sa.func.ST_NPoints(a.geom)),
+                sa.func.sum(sa.func.ST_Area(a.geom) + sa.func.ST_Perimeter(a.geom)),
+                t.editions.c.status,
+            )
+            .join(t.editions)
+            .where(t.editions.c.name == edition)
+            .group_by(t.editions.c.status)
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return tuple(row) if row is not None else ()
+
+    def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
+        """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
+        params = {"lon": lon, "lat": lat, "edition": edition}
+        if self.backend == "postgis":
+            sql = """
+                SELECT a.code FROM areas a JOIN editions e ON e.id = a.edition_id
+                WHERE e.name = :edition AND a.level = 'grid'
+                  AND ST_Covers(a.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))
+                ORDER BY a.code"""
+        else:
+            # SpatiaLite does not use its R*Tree on its own: ask the SpatialIndex table for candidates.
+            sql = """
+                SELECT a.code FROM areas a JOIN editions e ON e.id = a.edition_id
+                WHERE e.name = :edition AND a.level = 'grid'
+                  AND a.ROWID IN (SELECT ROWID FROM SpatialIndex
+                                  WHERE f_table_name = 'areas' AND f_geometry_column = 'geom'
+                                    AND search_frame = MakePoint(:lon, :lat, 4326))
+                  AND ST_Covers(a.geom, MakePoint(:lon, :lat, 4326)) = 1
+                ORDER BY a.code"""
+        with self._connect() as conn:
+            return list(conn.execute(sa.text(sql), params).scalars())
+
+    # ---- drafts: editing one area at a time ------------------------------------------------------------
+    def copy_edition(self, source: str, target: str) -> Edition:
+        """Copy every area of `source` into a new draft edition `target` (versions start again at 1)."""
+        columns = [c.name for c in t.areas.columns if c.name not in ("id", "edition_id", "version")]
+        with self.transaction() as conn:
+            source_id = self._edition_id(conn, source)
+            target_id = self._insert_edition(conn, target, "draft")
+            selected = sa.select(sa.literal(target_id), *(t.areas.c[c] for c in columns)).where(
+                t.areas.c.edition_id == source_id
+            )
+            conn.execute(t.areas.insert().from_select(["edition_id", *columns], selected))
+        return self.get_edition(target)
+
+    def get_area(self, edition: str, code: str) -> dict:
+        """Return one area's attributes, `version` and shapely `geometry`."""
+        query = (
+            sa.select(
+                *(t.areas.c[f] for f in AREA_FIELDS),
+                t.areas.c.version,
+                sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"),
+            )
+            .join(t.editions)
+            .where(t.editions.c.name == edition, t.areas.c.code == code)
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"edition {edition!r} has no area {code!r}")
+        area = {k: v for k, v in row.items() if k != "wkb"}
+        area["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
+        return area
+
+    def area_versions(self, edition: str) -> dict[str, int]:
+        """Return code → version for every area of an edition."""
+        query = sa.select(t.areas.c.code, t.areas.c.version).join(t.editions).where(t.editions.c.name == edition)
+        with self._connect() as conn:
+            return dict(conn.execute(query).all())
+
+    def codes_ever_used(self, prefix: str) -> set[str]:
+        """Return every area code starting with `prefix` in any edition, retired ones included."""
+        query = sa.select(t.areas.c.code).distinct().where(t.areas.c.code.startswith(prefix, autoescape=True))
+        with self._connect() as conn:
+            return set(conn.execute(query).scalars())
+
+    def save_area(self, edition: str, code: str, *, version: int, geometry=None, attributes: dict | None = None) -> int:
+        """Change one area of a draft if it is still at `version`; return the new version."""
+        return self.save_areas(edition, [(code, version, geometry, attributes or {})])[code]
+
+    def save_areas(self, edition: str, changes: Sequence[tuple[str, int, object, dict]]) -> dict[str, int]:
+        """Apply (code, version seen, new geometry or None, attributes) to a draft's areas, all or none."""
+        new_versions: dict[str, int] = {}
+        with self.transaction() as conn:
+            edition_id = self._draft_id(conn, edition)
+            for code, version, geometry, attributes in changes:
+                values = dict(attributes)
+                if geometry is not None:
+                    if geometry.geom_type == "Polygon":
+                        geometry = shapely.MultiPolygon([geometry])
+                    values["geom"] = from_shape(geometry, srid=4326)
+                updated = conn.execute(
+                    t.areas.update()
+                    .where(t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version)
+                    .values(**values, version=version + 1)
+                ).rowcount
+                if updated != 1:
+                    now = conn.execute(
+                        sa.select(t.areas.c.version).where(t.areas.c.edition_id == edition_id, t.areas.c.code == code)
+                    ).scalar()
+                    if now is None:
+                        raise NotFound(f"edition {edition!r} has no area {code!r}")
+                    raise Conflict(f"grid {code} was saved by someone else (now version {now}, you had {version})")
+                new_versions[code] = version + 1
+        return new_versions
+
+    def replace_areas(self, edition: str, *, remove: dict[str, int], add: Sequence[AreaRecord]) -> None:
+        """In one transaction, delete areas (code → the version the caller saw) and add new ones to a draft."""
+        with self.transaction() as conn:
+            edition_id = self._draft_id(conn, edition)
+            for code, version in remove.items():
+                deleted = conn.execute(
+                    t.areas.delete().where(
+                        t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version
+                    )
+                ).rowcount
+                if deleted != 1:
+                    raise Conflict(f"grid {code} was changed by someone else; reload the draft and try again")
+            if add:
+                conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in add])
+
+    def _draft_id(self, conn: sa.Connection, edition: str) -> int:
+        row = conn.execute(sa.select(t.editions.c.id, t.editions.c.status).where(t.editions.c.name == edition)).first()
+        if row is None:
+            raise NotFound(f"no edition named {edition!r}")
+        if row.status != "draft":
+            raise Conflict(f"edition {edition!r} is {row.status}; only drafts can be edited")
+        return row.id
+
+    def edition_checksum(self, edition: str) -> str:
+        """Return a SHA-256 over every attribute and geometry of an edition's areas."""
+        digest = hashlib.sha256()
+        frame = self.areas(edition)
+        for row in frame.itertuples(index=False):
+            values = [getattr(row, f) for f in AREA_FIELDS]
+            digest.update(repr(values).encode())
+            digest.update(shapely.to_wkb(row.geometry, hex=True).encode())
+        return digest.hexdigest()
+
+
+def _edition(row) -> Edition:
+    return Edition(
+        name=row["name"],
+        status=row["status"],
+        valid_from=row["valid_from"],
+        valid_to=row["valid_to"],
+        created_at=row["created_at"],
+    )
+
+
+def _area_row(edition_id: int, record: AreaRecord) -> dict:
+    geometry = record.geometry
+    if geometry.geom_type == "Polygon":
+        geometry = shapely.MultiPolygon([geometry])
+    return {
+        "edition_id": edition_id,
+        "code": record.code,
+        "name": record.name,
+        "level": record.level,
+        "parent_code": record.parent_code or None,
+        "kind": record.kind,
+        "households": record.households,
+        "population": record.population,
+        "staff": record.staff,
+        "geom": from_shape(geometry, srid=4326),
+    }

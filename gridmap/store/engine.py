@@ -1,0 +1,173 @@
+"""The database connection: engine, sessions, transactions and schema migrations, for both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Self
+
+import sqlalchemy as sa
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from gridmap.config import Settings, redact_url
+from gridmap.errors import ConfigError
+
+from . import tables as t
+
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _load_spatialite(library: str):
+    def on_connect(dbapi_connection, _record) -> None:
+        try:
+            dbapi_connection.enable_load_extension(True)
+            dbapi_connection.load_extension(library)
+        except Exception as exc:  # the driver raises its own OperationalError class
+            raise ConfigError(
+                f"cannot load the SpatiaLite extension {library!r} ({exc}); "
+                "on Debian/Ubuntu: apt-get install libsqlite3-mod-spatialite"
+            ) from exc
+        finally:
+            dbapi_connection.enable_load_extension(False)
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        # The web server runs several threads on one file: wait for a writer instead of failing at once.
+        dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+        if dbapi_connection.execute("SELECT CheckSpatialMetaData()").fetchone()[0] == 0:
+            # InitSpatialMetaData(1) builds the metadata in one transaction: ~0.2 s instead of ~5 s.
+            dbapi_connection.execute("SELECT InitSpatialMetaData(1)")
+
+    return on_connect
+
+
+class StoreBase:
+    """A connection to one gridmap database (SpatiaLite or PostGIS): what every part of the store needs."""
+
+    def __init__(self, engine: sa.Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.backend = "postgis" if engine.dialect.name == "postgresql" else "spatialite"
+
+    # ---- opening -------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings | str, *, create_schema: bool = True) -> Self:
+        """Connect to the database named by the settings (or a URL) and bring its schema up to date."""
+        if isinstance(settings, str):
+            settings = Settings(database_url=settings)
+        url = settings.database_url
+        try:
+            parsed = make_url(url)
+        except Exception as exc:
+            raise ConfigError(f"not a database URL: {redact_url(url)}") from exc
+        if parsed.get_backend_name() == "sqlite":
+            engine = cls._sqlite_engine(parsed, settings.spatialite_library)
+        elif parsed.get_backend_name() == "postgresql":
+            if parsed.drivername == "postgresql":
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(parsed, pool_pre_ping=True)
+        else:
+            raise ConfigError(
+                f"unsupported database {redact_url(url)}: use sqlite:///PATH (SpatiaLite) "
+                "or postgresql+psycopg://USER@HOST/DB (PostGIS)"
+            )
+        store = cls(engine, url)
+        if create_schema:
+            store.ensure_schema()
+        return store
+
+    @staticmethod
+    def _sqlite_engine(parsed, library: str) -> sa.Engine:
+        try:
+            import sqlean
+        except ImportError as exc:  # pragma: no cover - a dependency of the package
+            raise ConfigError("sqlean-py is required for SpatiaLite: pip install sqlean-py") from exc
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, module=sqlean.dbapi2)
+        event.listen(engine, "connect", _load_spatialite(library))
+        return engine
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def describe(self) -> str:
+        """Say which database this is, with any password hidden."""
+        return f"{self.backend} at {redact_url(self.url)}"
+
+    @contextmanager
+    def _connect(self) -> Iterator[sa.Connection]:
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """Run the block in one transaction: all of it is written or none of it."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+
+    # ---- schema ----------------------------------------------------------------------------------
+    def _alembic_config(self) -> AlembicConfig:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        return config
+
+    def schema_revision(self) -> str | None:
+        """Return the migration revision the database is at (None when empty)."""
+        with self._connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def head_revision(self) -> str:
+        """Return the newest migration revision this code knows."""
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def ensure_schema(self) -> None:
+        """Create or upgrade the schema to the newest migration (a no-op when up to date)."""
+        if self.schema_revision() == self.head_revision():
+            return
+        with self.transaction() as conn:
+            if self.backend == "postgis":
+                self._ensure_postgis(conn)
+            config = self._alembic_config()
+            config.attributes["connection"] = conn
+            alembic_command.upgrade(config, "head")
+
+    def _ensure_postgis(self, conn: sa.Connection) -> None:
+        available = conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")).first()
+        if not available:
+            raise ConfigError(
+                f"PostGIS is not installed on the server of {redact_url(self.url)}; "
+                "on Debian/Ubuntu: apt-get install postgresql-15-postgis-3"
+            )
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS postgis"))
+
+    # ---- checks used by tests and the import report ----------------------------------------------
+    def table_counts(self) -> dict[str, int]:
+        """Return the number of rows in every gridmap table."""
+        with self._connect() as conn:
+            return {
+                name: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+                for name, table in t.metadata.tables.items()
+            }
+
+
+def _datetime(value) -> dt.datetime | None:
+    # SQLite hands back text, PostgreSQL a datetime (naive, as stored).
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)) or type(exc).__name__
+    return redact_url(text.strip().splitlines()[0])

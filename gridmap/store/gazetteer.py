@@ -1,0 +1,66 @@
+"""The offline gazetteer and the online geocoder's cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from . import tables as t
+from .engine import StoreBase
+
+
+class GazetteerStore(StoreBase):
+    """Gazetteer entries and cached online geocoder answers."""
+
+    # ---- gazetteer and geocoder cache --------------------------------------------------------------
+    def replace_gazetteer(self, entries: Sequence[dict]) -> int:
+        """Replace the whole offline gazetteer in one transaction."""
+        with self.transaction() as conn:
+            conn.execute(t.gazetteer.delete())
+            if entries:
+                conn.execute(t.gazetteer.insert(), list(entries))
+        return len(entries)
+
+    def gazetteer_fingerprint(self) -> tuple:
+        """Return a cheap value that changes whenever the gazetteer is replaced (for in-memory caches)."""
+        g = t.gazetteer.c
+        # Ids restart after a full replacement on SQLite, so the content is summed in as well.
+        query = sa.select(
+            sa.func.count(g.id),
+            sa.func.max(g.id),
+            sa.func.sum(g.lon),
+            sa.func.sum(g.lat),
+            sa.func.min(g.name),
+            sa.func.max(g.name),
+            sa.func.sum(sa.func.length(g.name)),
+        )
+        with self._connect() as conn:
+            return tuple(conn.execute(query).one())
+
+    def gazetteer_rows(self) -> list[dict]:
+        """Return every gazetteer entry."""
+        with self._connect() as conn:
+            return [dict(r) for r in conn.execute(sa.select(t.gazetteer).order_by(t.gazetteer.c.id)).mappings()]
+
+    def cached_geocode(self, provider: str, query: str) -> str | None:
+        """Return a cached online geocoder response, or None."""
+        with self._connect() as conn:
+            return conn.execute(
+                sa.select(t.geocode_cache.c.response).where(
+                    t.geocode_cache.c.provider == provider, t.geocode_cache.c.query == query
+                )
+            ).scalar()
+
+    def cache_geocode(self, provider: str, query: str, response: str) -> None:
+        """Keep an online geocoder response so the same address is never asked twice."""
+        with self.transaction() as conn:
+            conn.execute(
+                t.geocode_cache.delete().where(t.geocode_cache.c.provider == provider, t.geocode_cache.c.query == query)
+            )
+            conn.execute(
+                t.geocode_cache.insert().values(
+                    provider=provider, query=query, response=response, created_at=dt.datetime.now()
+                )
+            )
