@@ -453,11 +453,14 @@ def report(
     elif row["address"]:
         found = geocode.store_geocoder(store, settings).geocode(row["address"])
         if not found.found:
+            why = f" ({found.note})" if found.note else ""
             raise InvalidInput(
-                f"address {row['address']!r} was not found; give lon and lat or pick the point on the map"
+                f"address {row['address']!r} was not found{why}; give lon and lat or pick the point on the map",
+                extra={"geocode": found.to_dict()},
             )
-        point_lon, point_lat = found.lon, found.lat
-        located = {"geocode_level": found.level, "geocode_confidence": round(found.confidence, 3)}
+        # A low-confidence point is still assigned, and flagged so a person checks it (geocode_review).
+        located = found.incident_fields()
+        point_lon, point_lat = located.pop("lon"), located.pop("lat")
     else:
         raise InvalidInput("give the place: lon and lat, or an address")
     index = assign.grid_index(store)
@@ -597,11 +600,13 @@ def list_cases(
     reported_to: dt.datetime | None = None,
     bbox: tuple[float, float, float, float] | None = None,
     overdue: bool = False,
+    review: bool = False,
     after_id: int = 0,
     limit: int = 50,
     now: dt.datetime | None = None,
 ) -> list[dict]:
-    """Return the incidents in the user's scope matching the filters, by id, after `after_id`."""
+    """Return the incidents in the user's scope matching the filters, by id, after `after_id`; `review`: only
+    those whose geocoded point a person should check."""
     for status in statuses or ():
         if status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
@@ -618,6 +623,7 @@ def list_cases(
         reported_to=reported_to,
         bbox=bbox,
         deadline_before=(now or dt.datetime.now()) if overdue else None,
+        geocode_review=True if review else None,
         after_id=after_id,
         limit=limit,
     )
@@ -645,7 +651,7 @@ def present(
         for key in (
             "id", "title", "description", "status", "handling_level", "assignee", "category_code",
             "grid_code", "community_code", "street_code", "original_grid_code", "edition", "ambiguous",
-            "address", "lon", "lat", "geocode_level", "geocode_confidence", "source", "source_id",
+            "address", "lon", "lat", "geocode_level", "geocode_confidence", "geocode_review", "source", "source_id",
             "supervised", "rework_count", "version",
         )
     }  # fmt: skip
@@ -660,6 +666,7 @@ def present(
         light=light,
         overdue=bool(open_case and incident.get("deadline") and now >= incident["deadline"]),
         ambiguous=bool(incident.get("ambiguous")),
+        geocode_review=bool(incident.get("geocode_review")),
         supervised=bool(incident.get("supervised")),
         actions=allowed_actions(user, incident),
     )

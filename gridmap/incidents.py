@@ -285,12 +285,7 @@ def prepare_import(
                 found = geocoder.geocode(row["address"])
                 if not found.found:
                     raise InvalidInput(f"{where}: address {row['address']!r} was not found in the gazetteer")
-                row.update(
-                    lon=found.lon,
-                    lat=found.lat,
-                    geocode_level=found.level,
-                    geocode_confidence=round(found.confidence, 3),
-                )
+                row.update(found.incident_fields())  # point, level, confidence, review flag
                 result.geocoded[found.level] += 1
         except GridmapError as exc:
             result.rejected.append(exc.message)

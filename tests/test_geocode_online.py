@@ -171,10 +171,10 @@ def test_the_gazetteer_is_rebuilt_only_when_it_is_replaced(store, tmp_path):
     source = tmp_path / "gazetteer.csv"
     source.write_text("kind,name,lon,lat\nestate,朝园里,117.11,39.11\n", encoding="utf-8")
     geocode.load_gazetteer(store, source)
-    first = geocode.store_geocoder(store)
-    assert geocode.store_geocoder(store) is first
+    first = geocode.store_gazetteer(store)
+    assert geocode.store_gazetteer(store) is first
     source.write_text("kind,name,lon,lat\nestate,翠园,117.12,39.12\n", encoding="utf-8")
     geocode.load_gazetteer(store, source)
-    second = geocode.store_geocoder(store)
+    second = geocode.store_gazetteer(store)
     assert second is not first
     assert second.geocode("翠园").found and not second.geocode("朝园里").found

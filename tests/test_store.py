@@ -15,7 +15,7 @@ from gridmap.store import AreaRecord, Store
 
 
 def test_new_database_is_at_the_newest_migration(store):
-    assert store.schema_revision() == store.head_revision() == "0004"
+    assert store.schema_revision() == store.head_revision() == "0006"
     assert set(store.table_counts()) == {
         "editions",
         "areas",

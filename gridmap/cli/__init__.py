@@ -276,30 +276,22 @@ def locate(
 @with_store
 def geocode_address(store: Store, settings: Settings, address: str, as_json: bool, then_locate: bool) -> None:
     """Find the point of an address (offline gazetteer; Nominatim too when GRIDMAP_GEOCODER=nominatim)."""
-    from gridmap import assign, geocode
+    from gridmap import geocode
 
-    result = geocode.store_geocoder(store, settings).geocode(address)
-    answer = {
-        "found": result.found,
-        "lon": result.lon,
-        "lat": result.lat,
-        "level": result.level,
-        "confidence": round(result.confidence, 3),
-        "matched": result.entry.name if result.entry else None,
-        "normalized": result.normalized,
-        "suggestions": [] if result.found else [c.name for c in result.candidates],
-    }
-    if result.found and then_locate:
-        answer["grid"] = assign.locate(store, lon=result.lon, lat=result.lat)
+    answer = geocode.geocode_address(store, address, settings=settings, locate=then_locate)
     if as_json:
         click.echo(json.dumps(answer, ensure_ascii=False))
         return
-    if not result.found:
+    why = f" ({answer['note']})" if answer["note"] else ""
+    if not answer["found"]:
         hint = f"; did you mean: {', '.join(answer['suggestions'])}" if answer["suggestions"] else ""
-        click.echo(f"not found: {address}{hint}")
+        click.echo(f"not found: {address}{why}{hint}")
         return
+    district = f" [{answer['district']}]" if answer["district"] else ""
+    review = "; needs review" if answer["review"] else ""
     click.echo(
-        f"{result.lon:.6f}, {result.lat:.6f}  {result.level} (confidence {result.confidence:.2f}): {answer['matched']}"
+        f"{answer['lon']:.6f}, {answer['lat']:.6f}  {answer['level']} (confidence {answer['confidence']:.2f}{review}): "
+        f"{answer['matched']}{district}{why}"
     )
     if "grid" in answer:
         grid = answer["grid"]

@@ -35,6 +35,8 @@ class GazetteerStore(StoreBase):
             sa.func.min(g.name),
             sa.func.max(g.name),
             sa.func.sum(sa.func.length(g.name)),
+            sa.func.sum(sa.func.length(g.district)),
+            sa.func.sum(sa.func.length(g.street)),
         )
         with self._connect() as conn:
             return tuple(conn.execute(query).one())

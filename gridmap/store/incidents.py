@@ -140,6 +140,7 @@ class IncidentStore(StoreBase):
         reported_to: dt.datetime | None = None,
         bbox: tuple[float, float, float, float] | None = None,
         deadline_before: dt.datetime | None = None,
+        geocode_review: bool | None = None,
         after_id: int = 0,
         limit: int | None = 100,
     ) -> list[dict]:
@@ -168,6 +169,8 @@ class IncidentStore(StoreBase):
             query = query.where(c.lon.between(west, east), c.lat.between(south, north))
         if deadline_before is not None:
             query = query.where(c.deadline < deadline_before, c.status.not_in(("closed", "rejected")))
+        if geocode_review is not None:
+            query = query.where(c.geocode_review.is_(geocode_review))
         if limit is not None:
             query = query.limit(limit)
         with self._connect() as conn:
@@ -189,7 +192,7 @@ class IncidentStore(StoreBase):
     # ---- maps: the few columns the case map draws ------------------------------------------------------
     MAP_INCIDENT_FIELDS = (
         "id", "lon", "lat", "grid_code", "community_code", "street_code",
-        "status", "category_code", "source", "reported_at", "deadline",
+        "status", "category_code", "source", "reported_at", "deadline", "geocode_review",
     )  # fmt: skip
 
     def map_incidents(self) -> list[dict]:
@@ -209,7 +212,10 @@ class IncidentStore(StoreBase):
         with self._connect() as conn:
             rows = conn.execute(query).all()
         fields = self.MAP_INCIDENT_FIELDS
-        return [dict(zip(fields, (*row[:9], _datetime(row[9]), _datetime(row[10])), strict=True)) for row in rows]
+        return [
+            dict(zip(fields, (*row[:9], _datetime(row[9]), _datetime(row[10]), bool(row[11])), strict=True))
+            for row in rows
+        ]
 
     def incidents_fingerprint(self) -> tuple:
         """Return (count, highest id, sum of versions): it changes whenever an incident is added or changed."""

@@ -53,6 +53,7 @@ incidents = sa.Table(
     sa.Column("lat", sa.Float),
     sa.Column("geocode_level", sa.String(16)),
     sa.Column("geocode_confidence", sa.Float),
+    sa.Column("geocode_review", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("original_grid_code", sa.String(32)),
     sa.Column("original_edition", sa.String(100)),
     sa.Column("grid_code", sa.String(32)),
@@ -98,6 +99,8 @@ gazetteer = sa.Table(
     sa.Column("building", sa.String(20)),
     sa.Column("community_code", sa.String(32)),
     sa.Column("aliases", sa.String(300), nullable=False, server_default=""),
+    sa.Column("district", sa.String(100)),
+    sa.Column("street", sa.String(100)),
 )
 
 geocode_cache = sa.Table(

@@ -1,0 +1,189 @@
+"""One road of one district: its door numbers and lanes, where a number not in the gazetteer lies, junctions."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import shapely
+
+from .entries import GazetteerEntry
+from .parse import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON, DoorNumber, metres_between
+from .result import CONFIDENCE, EXTRAPOLATION, INTERPOLATION, JUNCTION, by_distance
+
+
+@dataclass(frozen=True)
+class Spot:
+    """A point on a road and how it was found."""
+
+    lon: float
+    lat: float
+    confidence: float
+    entry: GazetteerEntry  # the known door nearest to the point (or the road entry)
+    matched: str
+    note: str | None = None
+    neighbours: tuple[GazetteerEntry, ...] = ()
+
+
+@dataclass
+class Road:
+    """A road's entries within one district (a road of the same name elsewhere is another Road)."""
+
+    name: str  # as the gazetteer writes it
+    district: str | None
+    entries: list[GazetteerEntry] = field(default_factory=list)  # kind road
+    doors: list[tuple[int, GazetteerEntry]] = field(default_factory=list)  # main number, entry; lanes too
+    exact: dict[str, list[GazetteerEntry]] = field(default_factory=dict)  # "12", "12-3", "1999弄"
+
+    def add_door(self, number: str, entry: GazetteerEntry) -> None:
+        """Index a door (or lane) entry under its normalised number."""
+        self.exact.setdefault(number, []).append(entry)
+        main = number.removesuffix("弄").split("-")[0]
+        if main.isdigit() and (number.endswith("弄") or "-" not in number):
+            self.doors.append((int(main), entry))
+
+    def finish(self) -> None:
+        """Sort the doors by number once every entry is in."""
+        self.doors.sort(key=lambda pair: pair[0])
+
+    # ---- where things are -------------------------------------------------------------------------------------
+    def middle(self) -> Spot:
+        """Return the road's own point, or the middle known door when the road has no entry of its own."""
+        if self.entries:
+            entry = self.entries[0]
+            return Spot(entry.lon, entry.lat, CONFIDENCE["road"], entry, self.name)
+        entry = self.doors[len(self.doors) // 2][1]
+        ends = (self.doors[0][1], self.doors[-1][1])
+        return Spot(entry.lon, entry.lat, CONFIDENCE["road_from_doors"], entry, self.name, None, ends)
+
+    @cached_property
+    def points(self) -> list[tuple[float, float]]:
+        """Return every known point of the road: its doors by number, else its own entries."""
+        found = [(e.lon, e.lat) for _, e in self.doors] or [(e.lon, e.lat) for e in self.entries]
+        return found
+
+    def shape(self, lon0: float, lat0: float, scale: float) -> shapely.Geometry:
+        """Return the road in local metres around (lon0, lat0): one line per side, else its points."""
+        sides = []
+        for parity in (0, 1):
+            side = [(e.lon, e.lat) for n, e in self.doors if n % 2 == parity]
+            if len(side) > 1:
+                sides.append([((x - lon0) * scale, (y - lat0) * METRES_PER_DEGREE_LAT) for x, y in side])
+        if sides:
+            return shapely.MultiLineString(sides)
+        return shapely.MultiPoint([((x - lon0) * scale, (y - lat0) * METRES_PER_DEGREE_LAT) for x, y in self.points])
+
+    def distance_to(self, lon: float, lat: float) -> float:
+        """Return the metres from a point to the nearest known point of the road."""
+        return min(metres_between(lon, lat, x, y) for x, y in self.points)
+
+    @cached_property
+    def metres_per_number(self) -> float | None:
+        """Return the road's typical metres between consecutive numbers on one side (None with too few doors)."""
+        steps = []
+        for parity in (0, 1):
+            side = [(n, e) for n, e in self.doors if n % 2 == parity]
+            for (n0, e0), (n1, e1) in itertools.pairwise(side):
+                if n1 > n0:
+                    steps.append(metres_between(e0.lon, e0.lat, e1.lon, e1.lat) / (n1 - n0))
+        if not steps:
+            return None
+        steps.sort()
+        return steps[len(steps) // 2]
+
+    def door(self, number: DoorNumber) -> Spot | None:
+        """Return where a door number or lane is: known, interpolated, extrapolated; None without doors."""
+        if number.is_range:
+            return self._range(number)
+        key = f"{number.number}弄" if number.lane else str(number.number)
+        if number.second is not None and not number.lane:
+            key = f"{number.number}-{number.second}"
+        if entries := self.exact.get(key):
+            return Spot(entries[0].lon, entries[0].lat, CONFIDENCE["door"], entries[0], self.name + number.written)
+        if number.second is not None and (entries := self.exact.get(str(number.number))):
+            entry = entries[0]
+            return Spot(entry.lon, entry.lat, CONFIDENCE["door_sub_number_missing"], entry, self.name + number.written)
+        if number.lane and (entries := self.exact.get(str(number.number))):
+            # A lane's entrance carries the door number of the same value (Shanghai numbers both in one series).
+            entry = entries[0]
+            return Spot(entry.lon, entry.lat, CONFIDENCE["door"], entry, self.name + number.written)
+        if not self.doors:
+            return None
+        return self._between(number.number, self.name + number.written)
+
+    def _range(self, number: DoorNumber) -> Spot | None:
+        first = self.door(DoorNumber(number.number))
+        last = self.door(DoorNumber(number.second or number.number))
+        if first is None or last is None:
+            return first or last
+        span = metres_between(first.lon, first.lat, last.lon, last.lat)
+        confidence = min(first.confidence, last.confidence, by_distance(INTERPOLATION, span))
+        return Spot(
+            (first.lon + last.lon) / 2,
+            (first.lat + last.lat) / 2,
+            confidence,
+            first.entry,
+            self.name + number.written,
+            f"the middle of {first.matched} and {last.matched}",
+            (first.entry, last.entry),
+        )
+
+    def _between(self, number: int, matched: str) -> Spot:
+        # Chinese roads number one side odd and the other even, so neighbours of the same parity are used first;
+        # between two of them the point is interpolated along the straight line joining them. Roads bend, so the
+        # error can reach the distance between the two: confidence follows that distance.
+        same_side = [(n, e) for n, e in self.doors if n % 2 == number % 2] or self.doors
+        lower = max(((n, e) for n, e in same_side if n < number), default=None, key=lambda p: p[0])
+        upper = min(((n, e) for n, e in same_side if n > number), default=None, key=lambda p: p[0])
+        if lower and upper:
+            (n0, e0), (n1, e1) = lower, upper
+            t = (number - n0) / (n1 - n0)
+            lon, lat = e0.lon + t * (e1.lon - e0.lon), e0.lat + t * (e1.lat - e0.lat)
+            span = metres_between(e0.lon, e0.lat, e1.lon, e1.lat)
+            entry = e0 if number - n0 <= n1 - number else e1
+            note = f"between {e0.name} and {e1.name}"
+            return Spot(lon, lat, by_distance(INTERPOLATION, span), entry, matched, note, (e0, e1))
+        # Beyond the known numbers: continue the line of the two nearest known doors by the road's metres per
+        # number; the further out, the likelier the road bends or ends, so the confidence drops with the distance.
+        ordered = sorted(same_side, key=lambda p: abs(p[0] - number))
+        n0, e0 = ordered[0]
+        per_number = self.metres_per_number
+        away = abs(number - n0) * per_number if per_number else float("inf")
+        lon, lat = e0.lon, e0.lat
+        if len(ordered) > 1 and per_number and away <= 400:
+            n1, e1 = ordered[1]
+            apart = metres_between(e0.lon, e0.lat, e1.lon, e1.lat)
+            if apart > 0 and n1 != n0:
+                sign = 1 if (number - n0) * (n0 - n1) > 0 else -1
+                scale = sign * away / apart
+                lon, lat = e0.lon + (e0.lon - e1.lon) * scale, e0.lat + (e0.lat - e1.lat) * scale
+        note = f"beyond {e0.name}, about {away:.0f} m" if math.isfinite(away) else f"nearest known: {e0.name}"
+        return Spot(lon, lat, by_distance(EXTRAPOLATION, away), e0, matched, note, (e0,))
+
+
+def junction(first: Road, second: Road) -> Spot | None:
+    """Return where two roads meet: where lines through their known points cross, or their nearest approach.
+
+    Each side of a road (odd, even numbers) is a line through its doors in number order; the two sides of one
+    road never cross, so the crossings of two roads surround the junction and their centre is taken.
+    """
+    if not first.points or not second.points:
+        return None
+    lon0, lat0 = first.points[0]
+    scale = METRES_PER_DEGREE_LON * math.cos(math.radians(lat0))  # local metres: true gaps and distances
+    shape_a, shape_b = first.shape(lon0, lat0, scale), second.shape(lon0, lat0, scale)
+    crossing = shape_a.intersection(shape_b)
+    if not crossing.is_empty:
+        where, gap = crossing.centroid, 0.0
+    else:
+        near_a, near_b = shapely.shortest_line(shape_a, shape_b).coords
+        where = shapely.Point((near_a[0] + near_b[0]) / 2, (near_a[1] + near_b[1]) / 2)
+        gap = math.dist(near_a, near_b)
+    lon, lat = lon0 + where.x / scale, lat0 + where.y / METRES_PER_DEGREE_LAT
+    known = first.entries + [e for _, e in first.doors]
+    nearest = min(known, key=lambda e: metres_between(lon, lat, e.lon, e.lat))
+    note = None if gap == 0 else f"the roads' known points come within {gap:.0f} m of each other"
+    ends = tuple(road.entries[0] if road.entries else road.doors[0][1] for road in (first, second))
+    return Spot(lon, lat, by_distance(JUNCTION, gap), nearest, f"{first.name}与{second.name}交叉口", note, ends)
