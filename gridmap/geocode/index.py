@@ -18,6 +18,7 @@ found" with candidates, never a guess; generic words (医院, 诊所 ...) never 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import Counter
@@ -28,7 +29,7 @@ from difflib import SequenceMatcher
 from gridmap.errors import InvalidInput
 
 from .entries import KINDS, GazetteerEntry
-from .jurisdiction import Jurisdiction
+from .jurisdiction import Jurisdiction, Prefix
 from .normalise import clean, normalize_building, normalize_number, require_text
 from .parse import (
     BUILDING,
@@ -105,6 +106,7 @@ CHAIN_MIN = 3  # this many places of one name in the allowed districts: a chain 
 SAME_PLACE_M = 300  # entries of one name closer than this are one place
 NEAR_M = 500  # a named estate or POI this close to the door agrees with it
 REFINE_M = 150  # a chain's branch this close to the door or road is the one meant
+UNTAGGED_JOIN_M = 1000  # an untagged door this close to a tagged road of its name belongs to it
 FUZZY_THRESHOLD = 0.7  # difflib ratio for a misspelt estate ("百合豪亭" vs "百合豪庭" is 0.75)
 _SUGGESTION_THRESHOLD = 0.5
 _SUGGESTIONS = 5
@@ -116,6 +118,7 @@ class _Name:
     kind: str  # estate, road, poi, community
     key: str  # canonical key in that kind's table
     quality: float  # 1 for a full name or alias, less for a core ("金源" for "金源社区")
+    district: str | None = None  # a full name that says its district ("西青区人民医院") limits the key to it
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,9 @@ class Gazetteer:
             districts=[(None, e.district) for e in self._entries if e.district],
             streets=[(e.street, e.district) for e in self._entries if e.street],
         )
+        self._keys: dict[str, Prefix] = {}  # name as written → its prefix and key (every building names its estate)
+        self._estate_names: set[tuple[str, str]] = set()
+        self._junctions: dict[tuple[int, int], Spot | None] = {}
         self._names: dict[str, list[_Name]] = {}
         self._lengths: dict[str, list[int]] = {}
         self._district: dict[GazetteerEntry, str | None] = {}
@@ -178,13 +184,17 @@ class Gazetteer:
                 self._add_estate_name(written, key)
         for entry in by_kind["building"]:
             self._add_building(entry)
-        for entry in by_kind["road"]:
-            self._road(entry.name, entry).entries.append(entry)
-        for entry in by_kind["door"]:
-            self._add_door(entry)
+        # Entries that say their district first; an untagged door (just outside the boundaries, say) then joins
+        # the road of its name nearest to it, so one road is not split into a tagged and an untagged half.
+        for entry in sorted(by_kind["road"] + by_kind["door"], key=lambda e: self._district[e] is None):
+            if entry.kind == "road":
+                self._road(entry.name, entry).entries.append(entry)
+            else:
+                self._add_door(entry)
+        frame = (self._entries[0].lon, self._entries[0].lat) if self._entries else (0.0, 0.0)
         for roads in self._roads.values():
             for road in roads.values():
-                road.finish()
+                road.finish(frame)
         for kind, table in (("poi", self._pois), ("community", self._communities)):
             for entry in by_kind[kind]:
                 key = self._key(entry.name)
@@ -193,7 +203,8 @@ class Gazetteer:
                     for form in {self._key(written), clean(written)}:
                         if kind == "poi" and form in GENERIC_NAMES:
                             continue
-                        self._add_name(form, _Name(kind, key, 1.0))
+                        says = self._prefix(written).district if form != self._key(written) else None
+                        self._add_name(form, _Name(kind, key, 1.0, says))
                         core = re.sub(r"(?:社区|居委会|村委会)$", "", form)
                         if kind == "community" and core != form:
                             quality = CONFIDENCE["community_core"] / CONFIDENCE["community"]
@@ -212,13 +223,19 @@ class Gazetteer:
         # The district an entry is in: its own column (any of the district's names), else a prefix of its name.
         district = self.jurisdiction.district_name(entry.district) or entry.district
         if district is None:
-            district = self.jurisdiction.read(clean(entry.name)).district
+            district = self._prefix(entry.name).district
         street = self.jurisdiction.street(entry.street)
         self._district[entry] = district
         self._street[entry] = street.name if street else entry.street
 
+    def _prefix(self, name: str) -> Prefix:
+        found = self._keys.get(name)
+        if found is None:
+            found = self._keys[name] = self.jurisdiction.read(clean(name))
+        return found
+
     def _key(self, name: str) -> str:
-        return self.jurisdiction.read(clean(name)).rest
+        return self._prefix(name).rest
 
     def _estate_key(self, name: str) -> str:
         key = self._key(name)
@@ -233,9 +250,15 @@ class Gazetteer:
             names.append(name)
 
     def _add_estate_name(self, written: str, key: str) -> None:
+        if (written, key) in self._estate_names:
+            return
+        self._estate_names.add((written, key))
+        says = self._prefix(written).district
         for form in (self._key(written), self._estate_key(written), clean(written)):
             self._estate_alias.setdefault(form, key)
-            self._add_name(form, _Name("estate", key, 1.0))
+            self._add_name(
+                form, _Name("estate", key, 1.0, says if form == clean(written) != self._key(written) else None)
+            )
             for bigram in _bigrams(form):
                 self._estate_bigrams.setdefault(bigram, set()).add(form)
 
@@ -254,8 +277,17 @@ class Gazetteer:
     def _road(self, name: str, entry: GazetteerEntry) -> Road:
         key = self._key(name)
         self._add_name(key, _Name("road", key, 1.0))
+        roads = self._roads.setdefault(key, {})
         district = self._district[entry]
-        return self._roads.setdefault(key, {}).setdefault(district, Road(name, district))
+        if district is None:
+            near = [
+                (min(metres_between(entry.lon, entry.lat, e.lon, e.lat) for e in known), tagged)
+                for tagged, road in roads.items()
+                if tagged is not None and (known := road.entries + [e for _, e in road.doors])
+            ]
+            if near and min(near)[0] <= UNTAGGED_JOIN_M:
+                district = self._district[entry] = min(near)[1]
+        return roads.setdefault(district, Road(name, district))
 
     def _add_door(self, entry: GazetteerEntry) -> None:
         road, number = entry.road, entry.number
@@ -287,7 +319,8 @@ class Gazetteer:
                         names = [x for x in names if x.kind != "road"]  # 长虹街道 is a street office
                     if names:
                         spans.append(_Span(start, start + length, tuple(names)))
-        spans.sort(key=lambda s: (s.start - s.end, s.start))
+        # Longest first; of equal length a road first ("长江道和华苑路": 华苑路, not the estate 和华苑), then leftmost.
+        spans.sort(key=lambda s: (s.start - s.end, s.of("road") is None, s.start))
         taken = [False] * n
         chosen = []
         for span in spans:
@@ -373,13 +406,28 @@ class Gazetteer:
         if ambiguous is not None and door is None:
             settled = self._settle_roads(q, ambiguous)
             if settled is None:
-                return ambiguous
+                return ambiguous[0]
             door = settled
         if door is not None:
             return self._refine(q, door)
         if roads_alone:
             return self._near_road(q, roads_alone)
-        return self._by_name(q)
+        return self._unplaced(q, self._by_name(q))
+
+    def _unplaced(self, q: _Query, result: GeocodeResult) -> GeocodeResult:
+        # A name alone, in a jurisdiction of several districts, with no district, street or community named:
+        # the same name may well exist, unlisted, in another district, so a person checks the point.
+        if (
+            not result.found
+            or result.confidence <= CONFIDENCE["unplaced"]
+            or len(self.jurisdiction.districts) < 2
+            or q.district is not None
+            or q.codes
+            or any(name.district for span in q.spans for name in span.names)
+        ):
+            return result
+        note = "; ".join(filter(None, [result.note, "no district named"]))
+        return dataclasses.replace(result, confidence=CONFIDENCE["unplaced"], note=note)
 
     def _found(self, q: _Query, spot: Spot, level: str, **extra) -> GeocodeResult:
         district = extra.pop("district", None) or self._district.get(spot.entry) or q.district
@@ -420,7 +468,10 @@ class Gazetteer:
             for a in self._roads_for(q, first.of("road").key):
                 for b in self._roads_for(q, second.of("road").key):
                     if a.district == b.district or None in (a.district, b.district):
-                        spot = junction(a, b)
+                        pair = (id(a), id(b))
+                        if pair not in self._junctions:  # two roads meet in one place: worked out once
+                            self._junctions[pair] = junction(a, b)
+                        spot = self._junctions[pair]
                         if spot is not None:
                             pairs.append(spot)
             if not pairs:
@@ -529,7 +580,7 @@ class Gazetteer:
                         conflict = f"{result.matched} is {distance:.0f} m from {spot.matched}"
                     continue
             if poi := span.of("poi"):
-                entries = self._allowed(self._pois[poi.key], q.district, q.street)
+                entries = self._allowed(self._pois[poi.key], poi.district or q.district, q.street)
                 if not entries:
                     continue
                 nearest = min(entries, key=lambda e: metres_between(spot.lon, spot.lat, e.lon, e.lat))
@@ -569,7 +620,7 @@ class Gazetteer:
                 if answer is not None and answer.found:
                     return answer
             if poi := other.of("poi"):
-                entries = self._allowed(self._pois[poi.key], q.district, q.street)
+                entries = self._allowed(self._pois[poi.key], poi.district or q.district, q.street)
                 on_road = [e for e in entries if min(r.distance_to(e.lon, e.lat) for r in roads) <= REFINE_M]
                 groups = self._groups(on_road)
                 if len(groups) == 1:
@@ -593,7 +644,7 @@ class Gazetteer:
         groups: list[list[Road]] = []
         for road in roads:
             for group in groups:
-                if any(group[0].distance_to(x, y) <= 1000 for x, y in road.points):
+                if group[0].shape.distance(road.shape) <= 1000:
                     group.append(road)
                     break
             else:
@@ -624,7 +675,7 @@ class Gazetteer:
         fallbacks = [self._fuzzy_estate(q) if not estates else None]
         for span in reversed(spans):
             if name := span.of("community"):
-                entries = self._allowed(self._communities[name.key], q.district, q.street)
+                entries = self._allowed(self._communities[name.key], name.district or q.district, q.street)
                 confidence = CONFIDENCE["community"] * name.quality
                 groups = self._narrow(q, self._groups(entries), None)
                 if len(groups) == 1:
@@ -642,9 +693,10 @@ class Gazetteer:
     def _estate(self, q: _Query, name: _Name, span: _Span, anchor: Spot | None, roads=None) -> GeocodeResult | None:
         tail = re.sub(r"^(?:小区|社区)", "", q.text[span.end :])
         building = _building_at_start(tail)
-        estates = self._allowed(self._estates.get(name.key, []), q.district, q.street)
+        district = name.district or q.district
+        estates = self._allowed(self._estates.get(name.key, []), district, q.street)
         buildings = self._buildings.get((name.key, building), []) if building else []
-        every = self._groups(estates + self._allowed(buildings, q.district, q.street))
+        every = self._groups(estates + self._allowed(buildings, district, q.street))
         places = every
         if roads:
             places = [g for g in places if min(r.distance_to(g[0].lon, g[0].lat) for r in roads) <= NEAR_M] or places
@@ -669,10 +721,11 @@ class Gazetteer:
         return self._found(q, self._entry_spot(entry, confidence), "estate", candidates=rivals)
 
     def _poi(self, q: _Query, name: _Name, span: _Span) -> GeocodeResult:
-        entries = self._allowed(self._pois[name.key], q.district, q.street)
+        district = name.district or q.district
+        entries = self._allowed(self._pois[name.key], district, q.street)
         if not entries:
             others = self._pois[name.key]
-            return self._not_found(q, others, f"no {name.key} in {q.district}" if q.district else None)
+            return self._not_found(q, others, f"no {name.key} in {district}" if district else None)
         groups = self._narrow(q, self._groups(entries), None)
         if len(groups) >= CHAIN_MIN:
             return self._not_found(q, [g[0] for g in groups], f"{name.key} has {len(groups)} places: give the road")

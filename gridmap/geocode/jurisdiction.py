@@ -102,6 +102,7 @@ class Jurisdiction:
     _forms: list = field(default_factory=list, init=False, repr=False, compare=False)
     _district_of: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     _street_of: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    _by_first: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         forms = []
@@ -116,6 +117,8 @@ class Jurisdiction:
                     forms.append((form, kind, place, position > 0))
         forms.sort(key=lambda f: len(f[0]), reverse=True)  # longest first: 南开区 before 南开
         self._forms.extend(forms)
+        for form in forms:  # by first character, so reading an address tries only the forms that could start there
+            self._by_first.setdefault(form[0][0], []).append(form)
         self._district_of.update({form: place.name for place in self.districts for form in place.forms})
         self._street_of.update({form: place for place in self.streets for form in place.forms})
 
@@ -205,11 +208,17 @@ class Jurisdiction:
     # ---- reading addresses -----------------------------------------------------------------------------------
     def district_name(self, value: str | None) -> str | None:
         """Return the district's name for any of its names ("南开" → "南开区"), or None when it is not ours."""
-        return self._district_of.get(clean(value)) if value else None
+        if not value:
+            return None
+        found = self._district_of.get(value)
+        return found if found is not None else self._district_of.get(clean(value))
 
     def street(self, value: str | None) -> Place | None:
         """Return the street for any of its names, or None when it is not known."""
-        return self._street_of.get(clean(value)) if value else None
+        if not value:
+            return None
+        found = self._street_of.get(value)
+        return found if found is not None else self._street_of.get(clean(value))
 
     def read(self, text: str, *, longer_name: Callable[[str, int, int], bool] = lambda t, s, e: False) -> Prefix:
         """Strip the leading place names of a cleaned address and say which district and street they name.
@@ -223,7 +232,7 @@ class Jurisdiction:
         declared = bool(self.province or self.city or self.districts)
         while position < len(text):
             found = None
-            for form, kind, place, short in self._forms:
+            for form, kind, place, short in self._by_first.get(text[position], ()):
                 if not text.startswith(form, position):
                     continue
                 end = position + len(form)
@@ -243,6 +252,8 @@ class Jurisdiction:
                 after_city = kind in ("province", "city")
                 continue
             chain = ADMIN_CHAIN.match(text[position:])
+            if not chain.end():
+                break
             levels = [name for name in ("province", "city", "district") if chain.group(name)]
             if not levels or position + chain.end() >= len(text):
                 break

@@ -24,6 +24,7 @@ CONFIDENCE = {
     "one_of_several": 0.6,  # several places of the name; only one fits what the address says
     "conflict": 0.7,  # the address names a place far from the door it gives: something is wrong
     "fuzzy": 0.8,  # a misspelt estate name is a guess, whatever the spelling distance
+    "unplaced": 0.8,  # a name alone, several districts, none named: the name may exist unlisted elsewhere
 }
 # Door numbers not in the gazetteer: placed between the two nearest known numbers on the same side; the error is
 # at most the distance between them, so confidence follows that distance (metres → confidence).
@@ -37,7 +38,10 @@ REVIEW_BELOW = 0.85
 
 def by_distance(table: tuple[tuple[float, float], ...], metres: float) -> float:
     """Return the confidence of the first row of `table` whose distance is at least `metres`."""
-    return next(confidence for limit, confidence in table if metres <= limit)
+    for limit, confidence in table:
+        if metres <= limit:
+            return confidence
+    return table[-1][1]
 
 
 @dataclass

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
+import numpy as np
 import shapely
 
 from .entries import GazetteerEntry
@@ -44,9 +46,25 @@ class Road:
         if main.isdigit() and (number.endswith("弄") or "-" not in number):
             self.doors.append((int(main), entry))
 
-    def finish(self) -> None:
-        """Sort the doors by number once every entry is in."""
+    def finish(self, frame: tuple[float, float]) -> None:
+        """Sort the doors by number once every entry is in; `frame` (lon, lat) is the origin of local metres."""
         self.doors.sort(key=lambda pair: pair[0])
+        self._sides = {p: [(n, e) for n, e in self.doors if n % 2 == p] for p in (0, 1)}
+        self._side_numbers = {p: [n for n, _ in side] for p, side in self._sides.items()}
+        self.frame = frame
+        points = np.array(self.points, dtype=float).reshape(-1, 2)
+        self._scale = METRES_PER_DEGREE_LON * math.cos(math.radians(frame[1]))
+        self._local = np.column_stack(
+            ((points[:, 0] - frame[0]) * self._scale, (points[:, 1] - frame[1]) * METRES_PER_DEGREE_LAT)
+        )
+
+    def local(self, lon: float, lat: float) -> tuple[float, float]:
+        """Return a WGS84 point in the gazetteer's local metres."""
+        return (lon - self.frame[0]) * self._scale, (lat - self.frame[1]) * METRES_PER_DEGREE_LAT
+
+    def lonlat(self, x: float, y: float) -> tuple[float, float]:
+        """Return a point of local metres in WGS84."""
+        return self.frame[0] + x / self._scale, self.frame[1] + y / METRES_PER_DEGREE_LAT
 
     # ---- where things are -------------------------------------------------------------------------------------
     def middle(self) -> Spot:
@@ -64,20 +82,22 @@ class Road:
         found = [(e.lon, e.lat) for _, e in self.doors] or [(e.lon, e.lat) for e in self.entries]
         return found
 
-    def shape(self, lon0: float, lat0: float, scale: float) -> shapely.Geometry:
-        """Return the road in local metres around (lon0, lat0): one line per side, else its points."""
+    @cached_property
+    def shape(self) -> shapely.Geometry:
+        """Return the road in local metres: one line per side through its doors in number order, else points."""
         sides = []
         for parity in (0, 1):
-            side = [(e.lon, e.lat) for n, e in self.doors if n % 2 == parity]
+            side = [self.local(e.lon, e.lat) for n, e in self.doors if n % 2 == parity]
             if len(side) > 1:
-                sides.append([((x - lon0) * scale, (y - lat0) * METRES_PER_DEGREE_LAT) for x, y in side])
+                sides.append(side)
         if sides:
             return shapely.MultiLineString(sides)
-        return shapely.MultiPoint([((x - lon0) * scale, (y - lat0) * METRES_PER_DEGREE_LAT) for x, y in self.points])
+        return shapely.MultiPoint([self.local(x, y) for x, y in self.points])
 
     def distance_to(self, lon: float, lat: float) -> float:
         """Return the metres from a point to the nearest known point of the road."""
-        return min(metres_between(lon, lat, x, y) for x, y in self.points)
+        x, y = self.local(lon, lat)
+        return float(np.sqrt(((self._local - (x, y)) ** 2).sum(axis=1)).min())
 
     @cached_property
     def metres_per_number(self) -> float | None:
@@ -134,9 +154,15 @@ class Road:
         # Chinese roads number one side odd and the other even, so neighbours of the same parity are used first;
         # between two of them the point is interpolated along the straight line joining them. Roads bend, so the
         # error can reach the distance between the two: confidence follows that distance.
-        same_side = [(n, e) for n, e in self.doors if n % 2 == number % 2] or self.doors
-        lower = max(((n, e) for n, e in same_side if n < number), default=None, key=lambda p: p[0])
-        upper = min(((n, e) for n, e in same_side if n > number), default=None, key=lambda p: p[0])
+        parity = number % 2
+        same_side, numbers = self._sides[parity], self._side_numbers[parity]
+        if not same_side:
+            same_side, numbers = self.doors, [n for n, _ in self.doors]
+        at = bisect.bisect_left(numbers, number)
+        lower = same_side[at - 1] if at > 0 else None
+        upper = same_side[at] if at < len(same_side) and numbers[at] > number else None
+        if upper is None and at + 1 < len(same_side):
+            upper = same_side[at + 1]
         if lower and upper:
             (n0, e0), (n1, e1) = lower, upper
             t = (number - n0) / (n1 - n0)
@@ -147,7 +173,7 @@ class Road:
             return Spot(lon, lat, by_distance(INTERPOLATION, span), entry, matched, note, (e0, e1))
         # Beyond the known numbers: continue the line of the two nearest known doors by the road's metres per
         # number; the further out, the likelier the road bends or ends, so the confidence drops with the distance.
-        ordered = sorted(same_side, key=lambda p: abs(p[0] - number))
+        ordered = sorted(same_side[max(0, at - 2) : at + 2], key=lambda p: abs(p[0] - number))
         n0, e0 = ordered[0]
         per_number = self.metres_per_number
         away = abs(number - n0) * per_number if per_number else float("inf")
@@ -171,17 +197,15 @@ def junction(first: Road, second: Road) -> Spot | None:
     """
     if not first.points or not second.points:
         return None
-    lon0, lat0 = first.points[0]
-    scale = METRES_PER_DEGREE_LON * math.cos(math.radians(lat0))  # local metres: true gaps and distances
-    shape_a, shape_b = first.shape(lon0, lat0, scale), second.shape(lon0, lat0, scale)
-    crossing = shape_a.intersection(shape_b)
+    crossing = first.shape.intersection(second.shape)
     if not crossing.is_empty:
         where, gap = crossing.centroid, 0.0
+        x, y = where.x, where.y
     else:
-        near_a, near_b = shapely.shortest_line(shape_a, shape_b).coords
-        where = shapely.Point((near_a[0] + near_b[0]) / 2, (near_a[1] + near_b[1]) / 2)
+        near_a, near_b = shapely.shortest_line(first.shape, second.shape).coords
+        x, y = (near_a[0] + near_b[0]) / 2, (near_a[1] + near_b[1]) / 2
         gap = math.dist(near_a, near_b)
-    lon, lat = lon0 + where.x / scale, lat0 + where.y / METRES_PER_DEGREE_LAT
+    lon, lat = first.lonlat(x, y)
     known = first.entries + [e for _, e in first.doors]
     nearest = min(known, key=lambda e: metres_between(lon, lat, e.lon, e.lat))
     note = None if gap == 0 else f"the roads' known points come within {gap:.0f} m of each other"
