@@ -63,6 +63,22 @@ class Settings:
         "GRIDMAP_GEOCODER_USER_AGENT",
         "User-Agent sent to the online geocoder; public Nominatim asks for one that identifies the application.",
     )
+    jurisdiction: str = _setting(
+        "",
+        "GRIDMAP_JURISDICTION",
+        "Province, city and districts served, with the other names people write for them, e.g. "
+        "'province=广东省|广东; city=惠州市|惠州; districts=惠城区|惠城, 惠阳区|惠阳'. Addresses lose these prefixes, a "
+        "district named restricts the match to it, and another city or district is recognised as outside. Districts "
+        "and streets are also read from the loaded boundaries and the gazetteer's district/street columns, and the "
+        "province from GB/T 2260 district codes, so it may stay empty.",
+    )
+    geocode_review_below: float = _setting(
+        0.85,
+        "GRIDMAP_GEOCODE_REVIEW_BELOW",
+        "Geocodes with a confidence below this are assigned but flagged for a person to check the point "
+        "(the case list's and the map's 'location to check' filter). 0.85 is where answers were calibrated to lie "
+        "within 300 m.",
+    )
     working_hours: str = _setting(
         "09:00-12:00,13:30-18:00",
         "GRIDMAP_WORKING_HOURS",

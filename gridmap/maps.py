@@ -243,6 +243,7 @@ def incident_detail(row: Mapping, *, light: str | None) -> dict:
         "reported_at": _iso(row.get("reported_at")),
         "deadline": _iso(row.get("deadline")),
         "light": light,
+        "review": bool(row.get("geocode_review")),
     }
 
 

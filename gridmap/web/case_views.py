@@ -56,6 +56,7 @@ ACTION_NAMES = {
     "escalate": _l("Escalate"),
     "hand_back": _l("Hand back down"),
     "supervise": _l("Supervise"),
+    "relocate": _l("Set the point by hand"),
 }
 LEVEL_NAMES = {
     "grid": _l("Grid"),
@@ -143,6 +144,7 @@ def _filters() -> dict:
         "reported_to": _moment("to", end=True),
         "bbox": _bbox(),
         "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
+        "review": (request.args.get("review") or "").lower() in ("1", "true", "yes", "on"),
     }
 
 
@@ -310,6 +312,7 @@ _CASE_FILTERS = [
     query("to", "Reported before (a date includes that whole day)"),
     query("bbox", "west,south,east,north in WGS84"),
     query("overdue", "true: only open cases past their deadline", {"type": "boolean"}),
+    query("review", "true: only cases whose geocoded point a person should check", {"type": "boolean"}),
     query("limit", f"Page size, 1–{MAX_PAGE} (default 50)", {"type": "integer"}),
     query("after", "Return cases with an id above this (the `next` link sets it)", {"type": "integer"}),
 ]
@@ -408,6 +411,9 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
             "category_code": {"type": ["string", "null"]},
             "deadline": {"type": ["string", "null"], "format": "date-time"},
             "light": {"type": ["string", "null"], "enum": ["green", "yellow", "red", None]},
+            "geocode_level": {"type": ["string", "null"]},
+            "geocode_confidence": {"type": ["number", "null"]},
+            "geocode_review": {"type": "boolean", "description": "low-confidence geocode: a person should check"},
             "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
             "actions": {"type": "array", "items": {"type": "string"}},
             "history": {"type": "array", "items": {"type": "object"}},

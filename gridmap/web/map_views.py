@@ -398,13 +398,14 @@ def grid_panel(store: Store, edition: str, code: str, user: people.User, *, case
 
 
 def filter_cases(rows, lights, *, user: people.User, now: dt.datetime, args) -> tuple[list[dict], list]:
-    """Apply the map's filters (status, category, source, age, light) and the user's scope."""
+    """Apply the map's filters (status, category, source, age, light, review) and the user's scope."""
     status = args.get("status") or None
     category = args.get("category") or None
     source = args.get("source") or None
     light = args.get("light") or None
     if light is not None and light not in (*maps.LIGHTS, "none"):
         raise InvalidInput(f"light must be one of green, yellow, red, none, not {light!r}")
+    review = (args.get("review") or "").lower() in ("1", "true", "yes", "on")
     reported_from, reported_to = maps.age_window(args.get("age") or None, now=now)
     kept_rows, kept_lights = [], []
     for row, row_light in zip(rows, lights, strict=True):
@@ -415,6 +416,8 @@ def filter_cases(rows, lights, *, user: people.User, now: dt.datetime, args) -> 
         if source is not None and row["source"] != source:
             continue
         if light is not None and (row_light or "none") != light:
+            continue
+        if review and not row.get("geocode_review"):
             continue
         if reported_from is not None and row["reported_at"] < reported_from:
             continue
@@ -432,8 +435,8 @@ def filter_cases(rows, lights, *, user: people.User, now: dt.datetime, args) -> 
 def map_incidents():
     """Open cases in the user's scope as GeoJSON points with their traffic light.
 
-    Filters: ?status= &category= &source= &age=1d|3d|7d|30d|older &light=green|yellow|red|none; &crs=gcj02
-    shifts the points for an Amap basemap.
+    Filters: ?status= &category= &source= &age=1d|3d|7d|30d|older &light=green|yellow|red|none &review=true (only
+    cases whose geocoded point a person should check); &crs=gcj02 shifts the points for an Amap basemap.
     """
     rows, lights, now = _open_cases()
     user = current_user()
@@ -445,7 +448,7 @@ def map_incidents():
     return _json_response(_cache().get(key, lambda: _Payload(_incident_text(rows, lights, now, user, crs))))
 
 
-_FILTERS = ("status", "category", "source", "age", "light")
+_FILTERS = ("status", "category", "source", "age", "light", "review")
 
 
 def _incident_text(rows, lights, now, user, crs) -> str:
