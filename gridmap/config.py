@@ -67,8 +67,8 @@ class Settings:
         "",
         "GRIDMAP_JURISDICTION",
         "Province, city and districts served, with the other names people write for them, e.g. "
-        "'province=广东省|广东; city=惠州市|惠州; districts=惠城区|惠城, 惠阳区|惠阳'. Addresses lose these prefixes, a "
-        "district named restricts the match to it, and another city or district is recognised as outside. Districts "
+        "'province=广东省|广东; city=惠州市|惠州; districts=惠城区|惠城, 惠阳区|惠阳'. Addresses lose these prefixes, "
+        "a district named restricts the match to it, and another city or district is recognised as outside. Districts "
         "and streets are also read from the loaded boundaries and the gazetteer's district/street columns, and the "
         "province from GB/T 2260 district codes, so it may stay empty.",
     )

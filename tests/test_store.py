@@ -22,6 +22,7 @@ def test_new_database_is_at_the_newest_migration(store):
         "incidents",
         "incident_history",
         "gazetteer",
+        "gazetteer_revision",
         "geocode_cache",
         "users",
         "user_areas",

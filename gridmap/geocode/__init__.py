@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import ConfigError, InvalidInput
 
 from .entries import (
     GAZETTEER_COLUMNS,
@@ -25,8 +25,9 @@ from .entries import (
     read_gazetteer_rows,
     tag_entries,
 )
-from .index import CHAIN_MIN, GENERIC_NAMES, Gazetteer
+from .index import GENERIC_NAMES, Gazetteer
 from .jurisdiction import Jurisdiction, Place
+from .match import CHAIN_MIN
 from .normalise import chinese_numeral_to_int, normalize_address, normalize_building, normalize_number
 from .online import ONLINE_CONFIDENCE_FACTOR, FallbackGeocoder, NominatimGeocoder, nominatim_level
 from .parse import ParsedAddress, parse_address
@@ -158,6 +159,8 @@ def store_geocoder(store, settings=None) -> Geocoder:
     """Return the geocoder the settings ask for: the store's gazetteer, then Nominatim when configured."""
     gazetteer = store_gazetteer(store, settings)
     review_below = getattr(settings, "geocode_review_below", REVIEW_BELOW)
+    if not 0 <= review_below <= 1:
+        raise ConfigError(f"GRIDMAP_GEOCODE_REVIEW_BELOW must be a confidence between 0 and 1, not {review_below}")
     choice = getattr(settings, "geocoder", "gazetteer")
     if choice == "gazetteer":
         return ReviewedGeocoder(gazetteer, review_below)

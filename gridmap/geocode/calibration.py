@@ -17,6 +17,7 @@ import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from shapely import affinity
 
@@ -166,7 +167,7 @@ def _chinese(number: int) -> str:
 class _Writer:
     """Writes queries in the forms residents and 12345 operators use."""
 
-    FORMS = {  # form: weight
+    FORMS: ClassVar[dict[str, int]] = {  # form: weight
         "building": 14, "building_hidden": 5, "estate": 4, "estate_hidden": 2,
         "door": 10, "door_hidden": 8, "door_with_room": 4, "bare_number": 4, "sub_number": 3, "range": 4,
         "lane": 6, "junction": 6, "junction_offset": 4, "poi": 3, "district_hospital": 2, "chain_near_door": 4,
@@ -241,7 +242,7 @@ class _Writer:
 
     def _building(self, hidden: bool = False) -> Query | None:
         entry = self._pick("building", hidden=hidden)
-        if entry is None or len(self.estate_districts.get(entry.estate, ())) > 1 and not hidden:
+        if entry is None or (len(self.estate_districts.get(entry.estate, ())) > 1 and not hidden):
             return None
         prefix = self._prefix(entry, district_required=entry.district != "南开区")
         form = "building_hidden" if hidden else "building"

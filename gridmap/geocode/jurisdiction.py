@@ -188,10 +188,11 @@ class Jurisdiction:
                 province = province or Place(official, short)
                 if prefix in MUNICIPALITIES:
                     city = city or Place(official, short)
+        with_districts = Jurisdiction(province=province, city=city, districts=tuple(added))
         street_places = {place.name: place for place in self.streets}
         for name, district in streets:
             if name and name not in street_places:
-                parent = (self.district_name(district) or district) if district else None
+                parent = (with_districts.district_name(district) or district) if district else None
                 street_places[name] = Place(name, parent=parent)
         return Jurisdiction(province=province, city=city, districts=tuple(added), streets=tuple(street_places.values()))
 
@@ -231,12 +232,13 @@ class Jurisdiction:
         position, district, street, after_city = 0, None, None, False
         declared = bool(self.province or self.city or self.districts)
         while position < len(text):
-            found = None
+            found, refused = None, set()
             for form, kind, place, short in self._by_first.get(text[position], ()):
-                if not text.startswith(form, position):
-                    continue
+                if place.name in refused or not text.startswith(form, position):
+                    continue  # a longer name of this place was refused here: its shorter ones are too (南开区)
                 end = position + len(form)
                 if end >= len(text) or longer_name(text, position, end):
+                    refused.add(place.name)
                     continue
                 if short and text.startswith(NAME_CONTINUATIONS, end):
                     continue

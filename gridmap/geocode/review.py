@@ -55,9 +55,7 @@ def relocate(
     where = index.locate(lon=point_lon, lat=point_lat)
     if where.grid_code is None:
         raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district")
-    before = (
-        f"{incident['lon']:.6f}, {incident['lat']:.6f}" if incident.get("lon") is not None else "no point"
-    )
+    before = f"{incident['lon']:.6f}, {incident['lat']:.6f}" if incident.get("lon") is not None else "no point"
     changes = {
         "lon": point_lon,
         "lat": point_lat,

@@ -15,6 +15,8 @@ from .entries import GazetteerEntry
 from .parse import METRES_PER_DEGREE_LAT, METRES_PER_DEGREE_LON, DoorNumber, metres_between
 from .result import CONFIDENCE, EXTRAPOLATION, INTERPOLATION, JUNCTION, by_distance
 
+SAME_NUMBER_M = 300  # one door number listed twice further apart than this: two roads, not one
+
 
 @dataclass(frozen=True)
 class Spot:
@@ -121,7 +123,16 @@ class Road:
         if number.second is not None and not number.lane:
             key = f"{number.number}-{number.second}"
         if entries := self.exact.get(key):
-            return Spot(entries[0].lon, entries[0].lat, CONFIDENCE["door"], entries[0], self.name + number.written)
+            first = entries[0]
+            apart = max(metres_between(first.lon, first.lat, e.lon, e.lat) for e in entries)
+            if apart > SAME_NUMBER_M:
+                # One number listed at places far apart: two roads of this name that nothing tells apart.
+                note = f"{first.name} is listed at {len(entries)} places up to {apart:.0f} m apart"
+                confidence = CONFIDENCE["one_of_several"]
+                return Spot(
+                    first.lon, first.lat, confidence, first, self.name + number.written, note, tuple(entries[1:])
+                )
+            return Spot(first.lon, first.lat, CONFIDENCE["door"], first, self.name + number.written)
         if number.second is not None and (entries := self.exact.get(str(number.number))):
             entry = entries[0]
             return Spot(entry.lon, entry.lat, CONFIDENCE["door_sub_number_missing"], entry, self.name + number.written)

@@ -16,30 +16,24 @@ class GazetteerStore(StoreBase):
 
     # ---- gazetteer and geocoder cache --------------------------------------------------------------
     def replace_gazetteer(self, entries: Sequence[dict]) -> int:
-        """Replace the whole offline gazetteer in one transaction."""
+        """Replace the whole offline gazetteer in one transaction, bumping its revision."""
         with self.transaction() as conn:
             conn.execute(t.gazetteer.delete())
             if entries:
                 conn.execute(t.gazetteer.insert(), list(entries))
+            bumped = conn.execute(
+                t.gazetteer_revision.update().values(revision=t.gazetteer_revision.c.revision + 1)
+            ).rowcount
+            if not bumped:
+                conn.execute(t.gazetteer_revision.insert().values(id=1, revision=2))
         return len(entries)
 
     def gazetteer_fingerprint(self) -> tuple:
-        """Return a cheap value that changes whenever the gazetteer is replaced (for in-memory caches)."""
-        g = t.gazetteer.c
-        # Ids restart after a full replacement on SQLite, so the content is summed in as well.
-        query = sa.select(
-            sa.func.count(g.id),
-            sa.func.max(g.id),
-            sa.func.sum(g.lon),
-            sa.func.sum(g.lat),
-            sa.func.min(g.name),
-            sa.func.max(g.name),
-            sa.func.sum(sa.func.length(g.name)),
-            sa.func.sum(sa.func.length(g.district)),
-            sa.func.sum(sa.func.length(g.street)),
-        )
+        """Return a value that changes whenever the gazetteer is replaced (for in-memory caches): its revision."""
         with self._connect() as conn:
-            return tuple(conn.execute(query).one())
+            revision = conn.execute(sa.select(sa.func.max(t.gazetteer_revision.c.revision))).scalar()
+            count = conn.execute(sa.select(sa.func.count()).select_from(t.gazetteer)).scalar()
+        return (revision or 0, count)
 
     def gazetteer_rows(self) -> list[dict]:
         """Return every gazetteer entry."""

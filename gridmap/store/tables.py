@@ -103,6 +103,13 @@ gazetteer = sa.Table(
     sa.Column("street", sa.String(100)),
 )
 
+gazetteer_revision = sa.Table(
+    "gazetteer_revision",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+)
+
 geocode_cache = sa.Table(
     "geocode_cache",
     metadata,

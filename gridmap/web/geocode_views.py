@@ -72,7 +72,11 @@ OPENAPI_PATHS: dict[str, dict] = {
         "get": {
             "summary": "Find the point of an address (offline gazetteer; Nominatim too when configured)",
             "parameters": [
-                query("address", "The address as written, e.g. 南开区卫津路99号 or 黄河道与卫津路交叉口东150米", required=True),
+                query(
+                    "address",
+                    "The address as written, e.g. 南开区卫津路99号 or 黄河道与卫津路交叉口东150米",
+                    required=True,
+                ),
                 query("locate", "true: also give the grid of the point", {"type": "boolean"}),
             ],
             "responses": {"200": json_response("#/components/schemas/Geocode"), **ERRORS},
