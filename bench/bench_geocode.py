@@ -21,7 +21,7 @@ import random
 import time
 
 from gridmap import geocode
-from gridmap.demo import GAZETTEER_FILE, demo_boundary_dir
+from gridmap.demo import GAZETTEER_FILE, demo_boundary_dir, read_district
 from gridmap.geocode import calibration
 from gridmap.geocode.parse import metres_between
 
@@ -90,9 +90,18 @@ def peer_gazetteer(peer, entries):
 
 def speed(args, peer) -> None:
     entries, load = timed(lambda: geocode.read_gazetteer_file(demo_boundary_dir() / GAZETTEER_FILE))
-    jurisdiction = geocode.Jurisdiction.parse("city=天津市|天津; districts=南开区|南开")
+    # As `gridmap demo` does: entries tagged from the boundaries, the jurisdiction read from them (no setting).
+    districts, streets = calibration.areas_of(read_district(demo_boundary_dir()))
+    entries, tag = timed(lambda: geocode.tag_entries(entries, districts=districts, streets=streets))
+    names = {a.code: a.name for a in districts}
+    jurisdiction = geocode.Jurisdiction().with_data(
+        districts=[(a.code, a.name) for a in districts], streets=[(a.name, names.get(a.parent_code)) for a in streets]
+    )
     gazetteer, build = timed(lambda: geocode.Gazetteer(entries, jurisdiction=jurisdiction))
-    print(f"demo gazetteer: {len(entries):,} entries read in {load:.2f} s, indexed in {build:.2f} s")
+    print(
+        f"demo gazetteer: {len(entries):,} entries read in {load:.2f} s, tagged from the boundaries in {tag:.2f} s, "
+        f"indexed in {build:.2f} s; jurisdiction from the data: {jurisdiction.describe()}"
+    )
     rng = random.Random(args.seed)
     wanted = [e for e in entries if e.kind in ("building", "door", "estate", "poi", "road")]
     sample = [rng.choice(wanted) for _ in range(args.queries)]

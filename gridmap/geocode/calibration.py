@@ -62,7 +62,9 @@ class HeldOut:
 
 
 # ---- the two districts ---------------------------------------------------------------------------------------
-def _areas(district: dict) -> tuple[list[Area], list[Area]]:
+def areas_of(district: dict) -> tuple[list[Area], list[Area]]:
+    """Return the district and street boundaries of a district's frames (as `gridmap.demo` reads them)."""
+
     def of(frame) -> list[Area]:
         return [
             Area(str(r.code), str(r.name), str(r.parent_code or "") or None, r.geometry) for r in frame.itertuples()
@@ -119,8 +121,8 @@ def two_districts(seed: int = 13) -> tuple[list[GazetteerEntry], Jurisdiction, d
     rng = random.Random(seed)
     entries_a = read_gazetteer_file(demo.demo_boundary_dir() / demo.GAZETTEER_FILE)
     entries_b = read_gazetteer_rows(demo.generate_gazetteer(second, seed=seed))
-    districts_a, streets_a = _areas(first)
-    districts_b, streets_b = _areas(second)
+    districts_a, streets_a = areas_of(first)
+    districts_b, streets_b = areas_of(second)
     districts, streets = districts_a + districts_b, streets_a + streets_b
     entries = tag_entries(entries_a + entries_b, districts=districts, streets=streets)
     entries += _extras([e for e in entries if e.district == "南开区"], "南开区", rng)

@@ -23,7 +23,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 
 from .entries import GazetteerEntry
@@ -72,6 +72,14 @@ class _Span:
 
     def of(self, kind: str) -> _Name | None:
         return next((n for n in self.names if n.kind == kind), None)
+
+
+@dataclass
+class _Doors:
+    spot: Spot | None = None  # the door (or lane, range) read
+    roads_alone: list = field(default_factory=list)  # (span, roads) of roads named without a usable number
+    ambiguous: GeocodeResult | None = None  # the same road and number in several districts: not found …
+    rivals: list[Spot] = field(default_factory=list)  # … with these places
 
 
 @dataclass
@@ -163,16 +171,15 @@ class Matcher:
         road_spans = [s for s in q.spans if self._is_road(q, s)]
         if result := self._junction(q, road_spans):
             return result
-        door, roads_alone, ambiguous = self._door(q, road_spans)
-        if ambiguous is not None and door is None:
-            settled = self._settle_roads(q, ambiguous)
-            if settled is None:
-                return ambiguous[0]
-            door = settled
-        if door is not None:
-            return self._refine(q, door)
-        if roads_alone:
-            return self._near_road(q, roads_alone)
+        doors = self._door(q, road_spans)
+        if doors.ambiguous is not None:
+            doors.spot = self._settle_roads(q, doors.rivals)
+            if doors.spot is None:
+                return doors.ambiguous
+        if doors.spot is not None:
+            return self._refine(q, doors.spot)
+        if doors.roads_alone:
+            return self._near_road(q, doors.roads_alone)
         return self._unplaced(q, self._by_name(q))
 
     def _unplaced(self, q: _Query, result: GeocodeResult) -> GeocodeResult:
@@ -218,10 +225,8 @@ class Matcher:
 
     @staticmethod
     def _not_found(q: _Query, candidates: list[GazetteerEntry], note: str | None = None) -> GeocodeResult:
-        return GeocodeResult(
-            False, None, None, None, 0.0, None, q.normalized, candidates[: _SUGGESTIONS * 2], district=q.district,
-            note=note,
-        )  # fmt: skip
+        shown = candidates[: 2 * _SUGGESTIONS]
+        return GeocodeResult(False, None, None, None, 0.0, None, q.normalized, shown, district=q.district, note=note)
 
     # ---- junctions --------------------------------------------------------------------------------------------
     def _junction(self, q: _Query, road_spans: list[_Span]) -> GeocodeResult | None:
@@ -250,58 +255,40 @@ class Matcher:
                 return self._not_found(
                     q, [s.entry for s in best], f"{best[0].matched} exists in several districts: name the district"
                 )
-            spot = best[0]
-            offset = read_offset(q.text, second.end)
-            if offset:
-                lon, lat = apply_offset(spot.lon, spot.lat, offset)
-                matched = f"{spot.matched}{offset[0]}{offset[1]:.0f}米"
-                spot = Spot(lon, lat, spot.confidence, spot.entry, matched, spot.note, spot.neighbours)
-            return self._found(q, spot, "junction")
+            return self._found(q, self._offset(best[0], read_offset(q.text, second.end)), "junction")
         return None
 
     # ---- doors ------------------------------------------------------------------------------------------------
-    def _door(self, q: _Query, road_spans: list[_Span]):
-        """Return (door spot with its road, roads named without a number, not-found answer when ambiguous)."""
-        roads_alone: list[tuple[_Span, list[Road]]] = []
+    def _door(self, q: _Query, road_spans: list[_Span]) -> _Doors:
+        """Read the first road followed by a number: its door, or why not (several districts, no number)."""
+        found = _Doors()
         for span in road_spans:
             roads = self._roads_for(q, span.of("road").key)
             if not roads:
                 continue
             number = read_number(q.text, span.end)
-            if number is None:
-                roads_alone.append((span, roads))
-                continue
-            spots = [(road, road.door(number)) for road in roads]
+            spots = [(road, road.door(number)) for road in roads] if number is not None else []
             spots = [(road, spot) for road, spot in spots if spot is not None]
             if not spots:
-                roads_alone.append((span, roads))
+                found.roads_alone.append((span, roads))
                 continue
             offset = read_offset(q.text, number.end)
-            spots = [(road, self._offset(spot, offset)) for road, spot in spots]
+            spots = sorted(((road, self._offset(spot, offset)) for road, spot in spots), key=lambda p: -p[1].confidence)
             if len(spots) == 1:
-                return (spots[0][1], number.end), roads_alone, None
-            spots.sort(key=lambda pair: -pair[1].confidence)
+                found.spot = spots[0][1]
+                return found
             top = [s for _, s in spots if s.confidence == spots[0][1].confidence]
             note = f"{spots[0][0].name} is in several districts ({self._district_list(r.district for r, _ in spots)})"
             if len(top) == 1:
                 # The number fits one of the roads best; the others are still possible, so a person checks.
-                spot = top[0]
-                capped = Spot(
-                    spot.lon,
-                    spot.lat,
-                    min(spot.confidence, CONFIDENCE["one_of_several"]),
-                    spot.entry,
-                    spot.matched,
-                    note,
-                    tuple(s.entry for _, s in spots[1:]),
-                )
-                return (capped, number.end), roads_alone, None
-            return (
-                None,
-                roads_alone,
-                (self._not_found(q, [s.entry for _, s in spots], note + ": name the district"), spots, number),
-            )
-        return None, roads_alone, None
+                confidence = min(top[0].confidence, CONFIDENCE["one_of_several"])
+                others = tuple(s.entry for _, s in spots[1:])
+                found.spot = dataclasses.replace(top[0], confidence=confidence, note=note, neighbours=others)
+                return found
+            found.rivals = [s for _, s in spots]
+            found.ambiguous = self._not_found(q, [s.entry for s in found.rivals], note + ": name the district")
+            return found
+        return found
 
     @staticmethod
     def _offset(spot: Spot, offset: tuple[str, float] | None) -> Spot:
@@ -315,29 +302,21 @@ class Matcher:
     def _district_list(districts: Iterable[str | None]) -> str:
         return ", ".join(sorted({d or "?" for d in districts}))
 
-    def _settle_roads(self, q: _Query, ambiguous) -> tuple[Spot, int] | None:
+    def _settle_roads(self, q: _Query, rivals: list[Spot]) -> Spot | None:
         # Same road and number in several districts: a named estate, POI or community near one of them decides.
-        _, spots, number = ambiguous
         named = []
         for span in q.spans:
             for name in span.names:
                 table = {"estate": self._estates, "poi": self._pois, "community": self._communities}.get(name.kind)
                 if table is not None:
                     named += table.get(name.key, [])
-        near = [
-            spot for _, spot in spots if any(metres_between(spot.lon, spot.lat, e.lon, e.lat) <= NEAR_M for e in named)
-        ]
-        if len(near) != 1:
-            return None
-        return near[0], number.end
+        near = [s for s in rivals if any(metres_between(s.lon, s.lat, e.lon, e.lat) <= NEAR_M for e in named)]
+        return near[0] if len(near) == 1 else None
 
-    def _refine(self, q: _Query, door: tuple[Spot, int]) -> GeocodeResult:
+    def _refine(self, q: _Query, spot: Spot) -> GeocodeResult:
         # A door is the anchor: names in the address only refine it nearby, and lower confidence when far.
-        spot, end = door
         conflict = None
         for span in q.spans:
-            if span.end <= end and span.of("estate") is None and span.of("poi") is None:
-                continue
             if estate := span.of("estate"):
                 found = self._estate_near(q, estate, span, spot)
                 if found is not None:
