@@ -40,7 +40,7 @@ def api(database_url, tmp_path):
         response = client.open(path, method=method, data=data, headers=headers, content_type="application/json")
         return response.status_code, (response.get_json(silent=True) if "json" in accept else response.text)
 
-    call.store = store
+    call.store, call.client = store, client
     yield call
     store.close()
 
@@ -112,6 +112,30 @@ def test_a_person_sets_the_point_and_the_flag_clears(api):
     assert (step["action"], step["actor"], step["note"]) == ("relocate", "管理员", "电话核实：在西门")
     assert api("GET", "/api/incidents?review=true")[1]["items"] == []
     assert "人工确定位置" in api("GET", f"/cases/{unsure['id']}", accept="text/html")[1]
+
+
+def test_the_case_page_offers_the_point_to_those_who_may_set_it(api):
+    _, unsure = report(api, UNSURE)
+    path = f"/cases/{unsure['id']}"
+    _, page = api("GET", path, accept="text/html")
+    assert 'id="review"' in page and 'action="/cases/{}/location"'.format(unsure["id"]) in page
+    assert 'id="relocate"' not in api("GET", path, who="viewer", accept="text/html")[1]
+    client, https = api.client, "https://localhost"
+    with client.session_transaction(base_url=https) as session:
+        session["user"] = "管理员"
+    page = client.get(path, base_url=https).get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"lon": "117.105", "lat": "39.115", "note": "", "version": "1", "csrf_token": token}
+    referer = {"Referer": f"{https}{path}"}
+    refused = client.post(path + "/location", data={**form, "csrf_token": "x"}, headers=referer, base_url=https)
+    assert refused.status_code == 400 and api.store.get_incident(unsure["id"])["geocode_review"] is True
+    bad = client.post(path + "/location", data={**form, "lat": "north"}, headers=referer, base_url=https)
+    assert bad.status_code == 400 and "lat" in bad.get_data(as_text=True)
+    done = client.post(path + "/location", data=form, headers=referer, base_url=https)
+    assert done.status_code == 303 and done.headers["Location"].endswith(path)
+    moved = api.store.get_incident(unsure["id"])
+    assert (moved["geocode_review"], moved["grid_code"], moved["history"][-1]["action"]) == (False, A_GRID, "relocate")
+    assert 'id="relocate"' not in client.get(path, base_url=https).get_data(as_text=True)
 
 
 REFUSALS = [

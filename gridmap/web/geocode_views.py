@@ -5,7 +5,7 @@ The answers are those of `gridmap geocode --json`; a case's point is moved by `g
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, redirect, request
 
 from gridmap import cases, geocode
 from gridmap.errors import InvalidInput
@@ -64,6 +64,23 @@ def relocate_incident(incident_id: int):
     )
     calendar = cases.calendar_from_settings(_settings())
     return jsonify(cases.present(incident, user=current_user(), calendar=calendar))
+
+
+@blueprint.post("/cases/<int:incident_id>/location")
+@require_user()
+def relocate_from_page(incident_id: int):
+    """Set a case's point from the case page's form (CSRF-protected), then show the case again."""
+    version = (request.form.get("version") or "").strip()
+    review.relocate(
+        _store(),
+        incident_id,
+        user=current_user(),
+        lon=(request.form.get("lon") or "").strip(),
+        lat=(request.form.get("lat") or "").strip(),
+        note=request.form.get("note") or None,
+        version=int(version) if version.isdigit() else None,
+    )
+    return redirect(f"/cases/{incident_id}", code=303)
 
 
 # ---- OpenAPI ---------------------------------------------------------------------------------------------
