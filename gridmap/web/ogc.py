@@ -18,30 +18,39 @@ evaluated by `gridmap.cql` (which says why not pygeofilter).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 import threading
 import time
 from collections import OrderedDict
 from urllib.parse import quote, urlencode
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
 
-from gridmap import cases, cql, features
-from gridmap.errors import ConfigError, GridmapError, InvalidInput, NotFound, Unauthorized
+from gridmap import cases, features
+from gridmap.errors import ConfigError, GridmapError, NotFound, Unauthorized
 from gridmap.store import Store
 from gridmap.web.auth import current_user
 from gridmap.web.ogc_api import CONFORMANCE, CRS84, CRS_NAMES, openapi_document
+from gridmap.web.ogc_params import (
+    GEOJSON,
+    bbox_param,
+    check_params,
+    crs_param,
+    filter_tree,
+    int_param,
+    output_format,
+    period_param,
+    transform,
+    zone,
+)
 
 blueprint = Blueprint("ogc", __name__, url_prefix="/ogc")
 DEFAULT_LIMIT, MAX_LIMIT = 10, 10_000
 EDITORS = ("admin", "planner")
-GEOJSON = "application/geo+json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
 _CACHE_SIZE = 8
@@ -66,19 +75,6 @@ def _state():
 
 def _store() -> Store:
     return _state().store
-
-
-@functools.cache
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except Exception:
-        raise ConfigError(f"GRIDMAP_TIMEZONE={name!r} is not a time zone such as Asia/Shanghai") from None
-
-
-def zone() -> ZoneInfo:
-    """Return the time zone stored times are in (setting `timezone`)."""
-    return _zone(_state().settings.timezone)
 
 
 # ---- caching ---------------------------------------------------------------------------------------------
@@ -160,161 +156,6 @@ def _visible_collections() -> list[tuple[str, object]]:
     return found
 
 
-# ---- request parameters ----------------------------------------------------------------------------------
-def _format() -> str:
-    wanted = (request.args.get("f") or "").lower()
-    if wanted in ("json", "geojson", "application/json", GEOJSON):
-        return "json"
-    if wanted in ("html", "text/html"):
-        return "html"
-    if wanted:
-        raise InvalidInput(f"f={wanted!r}: the formats are json and html")
-    best = request.accept_mimetypes.best_match(["application/json", GEOJSON, "text/html"], default="application/json")
-    # Browsers send text/html with the highest weight; clients that take anything get JSON.
-    return (
-        "html"
-        if best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes["*/*"]
-        else "json"
-    )
-
-
-def _check_params(allowed: set[str]) -> None:
-    unknown = sorted(set(request.args) - allowed)
-    if unknown:
-        raise InvalidInput(
-            f"unknown query parameter(s) {', '.join(unknown)}; this resource takes {', '.join(sorted(allowed))}"
-        )
-
-
-def _int_param(name: str, default: int, *, low: int, high: int | None = None) -> int:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a whole number") from None
-    if value < low:
-        raise InvalidInput(f"{name} must be at least {low}")
-    return min(value, high) if high is not None else value
-
-
-def crs_param(name: str) -> str:
-    """Return the CRS URI a parameter names (CRS84 when absent); EPSG:4326 style names are accepted too."""
-    raw = (request.args.get(name) or "").strip().strip("[]")
-    if not raw:
-        return CRS84
-    for uri, short in CRS_NAMES.items():
-        if raw in (uri, short, short.replace(":", "::"), uri.replace("http://", "https://")):
-            return uri
-    raise InvalidInput(f"{name}={raw!r} is not offered; the CRSs are {', '.join(CRS_NAMES)}")
-
-
-@functools.cache
-def _transformer(source: str, target: str):
-    from pyproj import Transformer
-
-    return Transformer.from_crs(CRS_NAMES[source], CRS_NAMES[target])  # authority axis order, as Part 2 asks
-
-
-def transform(geometries, source: str, target: str):
-    """Transform shapely geometries between two offered CRSs, in each CRS's own axis order."""
-    if source == target:
-        return geometries
-    transformer = _transformer(source, target)
-
-    def move(xy: np.ndarray) -> np.ndarray:
-        x, y = transformer.transform(xy[:, 0], xy[:, 1])
-        return np.column_stack([x, y])
-
-    return shapely.transform(geometries, move)
-
-
-def _bbox() -> shapely.Geometry | None:
-    raw = (request.args.get("bbox") or "").strip()
-    if not raw:
-        return None
-    try:
-        numbers = [float(v) for v in raw.split(",")]
-    except ValueError:
-        raise InvalidInput("bbox must be 4 numbers (or 6 with heights) separated by commas") from None
-    if len(numbers) not in (4, 6) or not all(np.isfinite(numbers)):
-        raise InvalidInput("bbox must be 4 numbers (or 6 with heights) separated by commas")
-    x1, y1, x2, y2 = numbers if len(numbers) == 4 else (numbers[0], numbers[1], numbers[3], numbers[4])
-    source = crs_param("bbox-crs")
-    if y1 > y2:
-        raise InvalidInput("bbox: the second number must not be above the fourth (south ≤ north)")
-    if source == CRS84 and x1 > x2:
-        # A box across the antimeridian, as Part 1 allows: west of 180° and east of -180°.
-        return shapely.union(shapely.box(x1, y1, 180, y2), shapely.box(-180, y1, x2, y2))
-    if x1 > x2:
-        raise InvalidInput("bbox: the first number must not be above the third")
-    return transform(shapely.box(x1, y1, x2, y2), source, CRS84)
-
-
-def _moment(text: str, *, end: bool) -> dt.datetime | None:
-    text = text.strip()
-    if text in ("", ".."):
-        return None
-    try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            # A date stands for the whole (local) day.
-            return dt.datetime.combine(day, dt.time.max if end else dt.time())
-        moment = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(
-            f"datetime: {text!r} is not an RFC 3339 date or date-time (2024-05-01 or 2024-05-01T08:00:00Z)"
-        ) from None
-    return moment.astimezone(zone()).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _period() -> tuple[dt.datetime | None, dt.datetime | None] | None:
-    raw = (request.args.get("datetime") or "").strip()
-    if not raw:
-        return None
-    if "/" in raw:
-        first, _slash, last = raw.partition("/")
-        start, end = _moment(first, end=False), _moment(last, end=True)
-        if start is None and end is None:
-            raise InvalidInput("datetime: an interval needs at least one end (../2024-05-01 or 2024-05-01/..)")
-        if start is not None and end is not None and start > end:
-            raise InvalidInput("datetime: the interval ends before it starts")
-        return start, end
-    if len(raw) == 10:
-        return _moment(raw, end=False), _moment(raw, end=True)
-    moment = _moment(raw, end=False)
-    return moment, moment
-
-
-def _filter_tree(fs: features.FeatureSet):
-    """Combine the CQL2 filter and the property=value parameters into one CQL2 JSON tree (or None)."""
-    kinds = fs.kinds()
-    tree = None
-    text = request.args.get("filter")
-    if text is not None:
-        language = (request.args.get("filter-lang") or "cql2-text").lower()
-        if language not in ("cql2-text", "cql-text", "cql2-json"):
-            raise InvalidInput(f"filter-lang={language!r}: the filter languages are cql2-text and cql2-json")
-        tree = cql.parse(text, kinds, language="cql2-json" if language == "cql2-json" else "cql2-text")
-    for name in sorted(set(request.args) & set(fs.properties)):
-        tree = cql.both(tree, cql.equals(name, _typed(name, request.args[name], kinds[name])))
-    return tree
-
-
-def _typed(name: str, raw: str, kind: str):
-    try:
-        if kind in ("integer", "number"):
-            return int(raw) if kind == "integer" else float(raw)
-        if kind == "boolean":
-            return {"true": True, "false": False}[raw.lower()]
-        if kind == "date-time":
-            return dt.datetime.fromisoformat(raw)
-    except (ValueError, KeyError):
-        raise InvalidInput(f"{name}={raw!r} is not a {kind.replace('-', ' ')}") from None
-    return raw
-
-
 # ---- responses -------------------------------------------------------------------------------------------
 def _url(path: str, **params) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
@@ -326,7 +167,7 @@ def _link(href: str, rel: str, kind: str, title: str) -> dict:
 
 
 def _self_links(path: str, json_type: str = "application/json") -> list[dict]:
-    fmt = _format()
+    fmt = output_format()
     args = {k: v for k, v in request.args.items() if k != "f"}
     here = _link(_url(path, **args, f="json"), "self" if fmt == "json" else "alternate", json_type, _("This document"))
     html = _link(_url(path, **args, f="html"), "self" if fmt == "html" else "alternate", "text/html", _("As HTML"))
@@ -339,7 +180,7 @@ def _etag(*parts) -> str:
 
 def _respond(body, *, etag_parts=(), media: str = "application/json", template: str | None = None, **page):
     """Send JSON (or the HTML page when asked), with an ETag and Vary so caches keep callers apart."""
-    fmt = _format()
+    fmt = output_format()
     if fmt == "html":
         response = Response(render_template("ogc.html", doc=body, kind=template, **page), mimetype="text/html")
     else:
@@ -354,7 +195,7 @@ def _respond(body, *, etag_parts=(), media: str = "application/json", template: 
 
 def _not_modified(parts) -> Response | None:
     """Answer 304 before any work when the caller already has this version."""
-    tag = _etag(_format(), request.full_path, *parts)
+    tag = _etag(output_format(), request.full_path, *parts)
     if request.if_none_match and request.if_none_match.contains(tag):
         response = Response(status=304)
         response.set_etag(tag)
@@ -379,7 +220,7 @@ def error_response(status: int, message: str) -> Response:
     """Format an error as OGC API exceptions are: {"code", "description"} (or the HTML error page)."""
     codes = {400: "InvalidParameterValue", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "NotAllowed"}
     try:
-        html = _format() == "html"
+        html = output_format() == "html"
     except GridmapError:
         html = False
     if html:
@@ -396,7 +237,7 @@ def error_response(status: int, message: str) -> Response:
 @blueprint.get("/")
 def landing():
     """The landing page: what this service is and where its parts are."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     body = {
         "title": _("gridmap: grids and cases"),
         "description": _("Boundaries of streets, communities and grids, and the cases in them (OGC API – Features)"),
@@ -426,14 +267,14 @@ def landing():
 @blueprint.get("/conformance")
 def conformance():
     """The conformance classes this service implements."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     return _respond({"conformsTo": CONFORMANCE, "links": _self_links("/conformance")}, template="conformance")
 
 
 @blueprint.get("/api")
 def api():
     """The OpenAPI 3.0 definition of /ogc."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     document = openapi_document(_url(""), [cid for cid, _edition in _visible_collections()])
     return _respond(document, media=OPENAPI_JSON, template="api")
 
@@ -441,7 +282,7 @@ def api():
 @blueprint.get("/collections")
 def collections():
     """The collections the caller may read."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     found = [_describe(cid, edition) for cid, edition in _visible_collections()]
     body = {"collections": found, "crs": list(CRS_NAMES), "links": _self_links("/collections")}
     return _respond(body, template="collections")
@@ -450,7 +291,7 @@ def collections():
 @blueprint.get("/collections/<collection_id>")
 def collection(collection_id: str):
     """One collection's description: extent, CRSs, links to its items and queryables."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     _base, edition = _collection(collection_id)
     return _respond(_describe(collection_id, edition), template="collection")
 
@@ -543,16 +384,16 @@ def items(collection_id: str):
     """The features of a collection: bbox, datetime, property=value, CQL2 filter, crs, limit/offset."""
     base, edition = _collection(collection_id)
     fs_properties = features.INCIDENT_PROPERTIES if base == features.INCIDENTS else features.AREA_PROPERTIES
-    _check_params(_ITEM_PARAMS | set(fs_properties))
+    check_params(_ITEM_PARAMS | set(fs_properties))
     stamp = _collection_stamp(base, edition)
     cached = _not_modified(stamp)
     if cached is not None:
         return cached
-    limit = _int_param("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-    offset = _int_param("offset", 0, low=0)
+    limit = int_param("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    offset = int_param("offset", 0, low=0)
     target = crs_param("crs")
     filter_crs = crs_param("filter-crs")
-    box, period = _bbox(), _period()
+    box, period = bbox_param(), period_param()
     fs = _feature_set(
         base,
         edition,
@@ -560,7 +401,7 @@ def items(collection_id: str):
         box=box if base == features.INCIDENTS else None,
         period=period if base == features.INCIDENTS else None,
     )
-    tree = _filter_tree(fs)
+    tree = filter_tree(fs)
     chosen = features.select(
         fs, box=box, period=period, tree=tree, tz=zone(), to_lonlat=lambda g: transform(g, filter_crs, CRS84)
     )
@@ -587,7 +428,7 @@ def items(collection_id: str):
         "timeStamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "links": links,
     }
-    if _format() == "html":
+    if output_format() == "html":
         # The page's map draws lon/lat whatever crs asks for; crs applies to the GeoJSON.
         rows = [_feature_dict(fs, i, CRS84) for i in shown]
         return _respond(
@@ -606,7 +447,7 @@ def items(collection_id: str):
 def item(collection_id: str, feature_id: str):
     """One feature by id (a code for areas, a number for cases)."""
     base, edition = _collection(collection_id)
-    _check_params(_COMMON | {"crs"})
+    check_params(_COMMON | {"crs"})
     stamp = _collection_stamp(base, edition)
     cached = _not_modified(stamp)
     if cached is not None:
@@ -629,7 +470,7 @@ def item(collection_id: str, feature_id: str):
             index = fs.ids.index(feature_id)
         except ValueError:
             raise NotFound(f"no feature {feature_id!r} in {collection_id}") from None
-    html = _format() == "html"
+    html = output_format() == "html"
     feature = _feature_dict(fs, index, CRS84 if html else target)
     path = f"/collections/{quote(collection_id, safe='@')}"
     feature["links"] = [
@@ -645,7 +486,7 @@ def item(collection_id: str, feature_id: str):
 @blueprint.get("/collections/<collection_id>/queryables")
 def queryables(collection_id: str):
     """The properties a filter may name, as a JSON Schema (Part 3)."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     base = _collection(collection_id)[0]
     return _respond(_schema(collection_id, base, "queryables"), media=SCHEMA_JSON, template="queryables")
 
@@ -653,7 +494,7 @@ def queryables(collection_id: str):
 @blueprint.get("/collections/<collection_id>/schema")
 def schema(collection_id: str):
     """The properties of the features, as a JSON Schema (GDAL reads field types from it)."""
-    _check_params(_COMMON)
+    check_params(_COMMON)
     base = _collection(collection_id)[0]
     return _respond(_schema(collection_id, base, "schema"), media=SCHEMA_JSON, template="queryables")
 
