@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 from click.testing import CliRunner
-from conftest import _admin, _database_url, _database_numbers, _free_port
+from conftest import _admin, _database_numbers, _database_url, _free_port
 
 from gridmap import people
 from gridmap.cli import main

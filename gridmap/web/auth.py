@@ -31,7 +31,7 @@ def init_auth(app: Flask) -> None:
 
 
 # Paths machine clients call: with no session they are refused as anonymous (401), not asked for a CSRF token.
-_API_PATHS = ("/api/", "/open311/")
+_API_PATHS = ("/api/", "/open311/", "/ogc")
 
 
 def _request_token() -> str | None:

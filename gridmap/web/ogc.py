@@ -283,6 +283,8 @@ def api():
 def collections():
     """The collections the caller may read."""
     check_params(_COMMON)
+    if current_user() is None:
+        _check_boundaries_readable()  # signed-in only: ask for a token rather than list nothing
     found = [_describe(cid, edition) for cid, edition in _visible_collections()]
     body = {"collections": found, "crs": list(CRS_NAMES), "links": _self_links("/collections")}
     return _respond(body, template="collections")

@@ -41,13 +41,9 @@ def output_format() -> str:
         return "html"
     if wanted:
         raise InvalidInput(f"f={wanted!r}: the formats are json and html")
-    best = request.accept_mimetypes.best_match(["application/json", GEOJSON, "text/html"], default="application/json")
-    # Browsers send text/html with the highest weight; clients that take anything get JSON.
-    return (
-        "html"
-        if best == "text/html" and request.accept_mimetypes["text/html"] > request.accept_mimetypes["*/*"]
-        else "json"
-    )
+    accept = request.accept_mimetypes
+    # Browsers rank text/html above everything else; clients that take anything (*/*) get JSON.
+    return "html" if accept["text/html"] > max(accept["application/json"], accept[GEOJSON]) else "json"
 
 
 def check_params(allowed: set[str]) -> None:
