@@ -167,6 +167,19 @@ def test_gdal_reads_all_cases_with_an_admin_token_unmasked(server, bearer):
 
 
 # ---- OWSLib ----------------------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def owslib_headers():
+    """Put back OWSLib's module-wide request headers: `headers=` updates that shared dict (OWSLib 0.35), so one
+    client's token would otherwise ride along with every later client's requests (each client below is used
+    to the end before the next is made)."""
+    from owslib import ogcapi
+
+    saved = dict(ogcapi.REQUEST_HEADERS)
+    yield
+    ogcapi.REQUEST_HEADERS.clear()
+    ogcapi.REQUEST_HEADERS.update(saved)
+
+
 def _pages(client, collection: str, limit: int, **params) -> list[dict]:
     found, offset = [], 0
     while True:

@@ -28,6 +28,7 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import shapely
 from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from gridmap import cases, features
@@ -175,7 +176,8 @@ def _self_links(path: str, json_type: str = "application/json") -> list[dict]:
 
 
 def _etag(*parts) -> str:
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:32]
+    # Titles follow the page language, which a session may hold: it is part of the version too.
+    return hashlib.sha256(repr((str(get_locale()), *parts)).encode()).hexdigest()[:32]
 
 
 def _respond(body, *, etag_parts=(), media: str = "application/json", template: str | None = None, **page):
