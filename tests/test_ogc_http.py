@@ -234,3 +234,22 @@ def test_every_message_of_the_ogc_pages_has_a_chinese_translation():
         catalogue = read_po(handle)
     missing = sorted(m for m in wanted if not (catalogue.get(m) and catalogue.get(m).string))
     assert missing == []
+
+
+def test_every_route_answers_every_role_without_a_server_error(web):
+    case = _report(web.store, lon=117.105, lat=39.115)
+    paths = [
+        "/ogc", "/ogc/conformance", "/ogc/api", "/ogc/collections", "/ogc/collections/grids",
+        "/ogc/collections/grids/items", f"/ogc/collections/grids/items/{NW}", "/ogc/collections/grids/queryables",
+        "/ogc/collections/grids/schema", "/ogc/collections/incidents", "/ogc/collections/incidents/items",
+        f"/ogc/collections/incidents/items/{case['id']}", "/ogc/collections/incidents/queryables",
+        "/ogc/collections/grids@main/items", "/open311/v2/discovery", "/open311/v2/services.xml",
+        "/open311/v2/services/0102.json", "/open311/v2/requests.json", f"/open311/v2/requests/{case['id']}.xml",
+        "/open311/v2/tokens/abc.json",
+    ]  # fmt: skip
+    for who, path in ((w, p) for w in (None, "admin", "planner", "viewer", "worker") for p in paths):
+        for suffix in ("", "?f=html" if path.startswith("/ogc") else ""):
+            response = web(path + suffix, who)
+            assert response.status_code in (200, 401, 403, 404), (path, response.status_code)
+            if who in ("admin", "viewer") and "tokens" not in path:
+                assert response.status_code == 200, (path, response.get_data(as_text=True)[:200])
