@@ -416,11 +416,14 @@ def report(
     reporter_name=None,
     reporter_phone=None,
     source="web",
+    source_id: str | None = None,
     settings=None,
     calendar: WorkingCalendar | None = None,
     now: dt.datetime | None = None,
 ) -> dict:
-    """Validate, geocode and assign a new case, set its deadline, store it; return the stored incident."""
+    """Validate, geocode and assign a new case, set its deadline, store it; return the stored incident.
+
+    `source_id` is the case's id in the system it came from (an Open311 token); it must be unique."""
     from gridmap import assign, geocode
 
     if user.role not in ACTING_ROLES:
@@ -472,7 +475,7 @@ def report(
     row.update(
         located,
         source=source,
-        source_id=None,
+        source_id=source_id,
         category_code=kind["code"],
         reported_at=now,
         lon=point_lon,

@@ -111,6 +111,18 @@ class Settings:
     households_max: int = _setting(
         500, "GRIDMAP_HOUSEHOLDS_MAX", "Highest households per grid before the audit flags it."
     )
+    boundaries_access: str = _setting(
+        "public",
+        "GRIDMAP_BOUNDARIES_ACCESS",
+        "Who may read boundaries through OGC API – Features (/ogc): public (anyone) or signed-in (a session or "
+        "an API token). Cases always need a sign-in; drafts are for planners and admins.",
+    )
+    timezone: str = _setting(
+        "Asia/Shanghai",
+        "GRIDMAP_TIMEZONE",
+        "Time zone of the times gridmap stores (reports, deadlines): OGC API and Open311 give them with this "
+        "offset and read times with any offset.",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> Settings:

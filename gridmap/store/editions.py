@@ -246,6 +246,41 @@ class EditionStore(StoreBase):
             row = conn.execute(query).first()
         return tuple(row) if row is not None else ()
 
+    def edition_stamp(self, edition: str) -> tuple:
+        """Return cheap values that change with every write to an edition (no geometry is read): for ETags."""
+        a, e = t.areas.c, t.editions.c
+        query = (
+            sa.select(
+                e.status, e.valid_from, e.valid_to, sa.func.count(a.id), sa.func.max(a.id), sa.func.sum(a.id),
+                sa.func.sum(a.version),
+            )
+            .select_from(t.editions.outerjoin(t.areas))
+            .where(e.name == edition)
+            .group_by(e.status, e.valid_from, e.valid_to)
+        )  # fmt: skip
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise NotFound(f"no edition named {edition!r}")
+        return tuple(str(v) if isinstance(v, dt.date) else v for v in row)
+
+    def area_bounds(self, edition: str, level: str) -> tuple[float, float, float, float] | None:
+        """Return (west, south, east, north) of one level of an edition from the areas' bounding boxes."""
+        a = t.areas.c
+        env = sa.func.ST_Envelope(a.geom)
+        if self.backend == "postgis":
+            parts = (sa.func.ST_XMin(env), sa.func.ST_YMin(env), sa.func.ST_XMax(env), sa.func.ST_YMax(env))
+        else:
+            parts = (sa.func.MbrMinX(a.geom), sa.func.MbrMinY(a.geom), sa.func.MbrMaxX(a.geom), sa.func.MbrMaxY(a.geom))
+        query = (
+            sa.select(sa.func.min(parts[0]), sa.func.min(parts[1]), sa.func.max(parts[2]), sa.func.max(parts[3]))
+            .select_from(t.areas.join(t.editions))
+            .where(t.editions.c.name == edition, a.level == level)
+        )
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None or row[0] is None else tuple(float(v) for v in row)
+
     def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
         """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
         params = {"lon": lon, "lat": lat, "edition": edition}

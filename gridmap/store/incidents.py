@@ -127,6 +127,26 @@ class IncidentStore(StoreBase):
             ).mappings()
             return {**dict(row), "history": [dict(h) for h in history]}
 
+    def incident_id_for_source(self, source_id: str) -> int | None:
+        """Return the id of the incident with this source id, or None."""
+        with self._connect() as conn:
+            return conn.execute(sa.select(t.incidents.c.id).where(t.incidents.c.source_id == source_id)).scalar()
+
+    def last_changes(self, incident_ids: Iterable[int]) -> dict[int, dt.datetime]:
+        """Return id → time of the latest history entry (the last step taken) of each given incident."""
+        wanted = sorted(set(incident_ids))
+        h = t.incident_history.c
+        found: dict[int, dt.datetime] = {}
+        with self._connect() as conn:
+            for start in range(0, len(wanted), 500):
+                query = (
+                    sa.select(h.incident_id, sa.func.max(h.at))
+                    .where(h.incident_id.in_(wanted[start : start + 500]))
+                    .group_by(h.incident_id)
+                )
+                found.update((i, _datetime(at)) for i, at in conn.execute(query).all())
+        return found
+
     def list_incidents(
         self,
         *,

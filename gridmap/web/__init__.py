@@ -46,7 +46,19 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, geocode_views, i18n, map_views, pages, plan_views
+    from gridmap.web import (
+        api,
+        audit_views,
+        auth,
+        case_views,
+        geocode_views,
+        i18n,
+        map_views,
+        ogc,
+        open311,
+        pages,
+        plan_views,
+    )
 
     i18n.init_i18n(app)
     auth.init_auth(app)
@@ -58,6 +70,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(audit_views.blueprint)
     app.register_blueprint(plan_views.blueprint)
     app.register_blueprint(geocode_views.blueprint)
+    # The open standards answer errors in their own formats; the mapper below still decides status and text.
+    app.register_blueprint(ogc.blueprint)
+    app.register_blueprint(open311.blueprint)
+    app.extensions["gridmap_error_bodies"] = {"/ogc": ogc.error_response, "/open311/": open311.error_response}
     _register_error_mapper(app)
     return app
 
@@ -70,6 +86,9 @@ def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
     def respond(status: int, message: str, extra: dict | None = None):
+        for prefix, body in app.extensions.get("gridmap_error_bodies", {}).items():
+            if request.path == prefix.rstrip("/") or request.path.startswith(prefix.rstrip("/") + "/"):
+                return body(status, message)
         if _wants_json():
             return jsonify({**(extra or {}), "error": message, "status": status}), status
         return render_template("error.html", status=status, message=message), status

@@ -30,22 +30,31 @@ def init_auth(app: Flask) -> None:
     app.register_blueprint(blueprint)
 
 
-def _bearer_token() -> str | None:
+# Paths machine clients call: with no session they are refused as anonymous (401), not asked for a CSRF token.
+_API_PATHS = ("/api/", "/open311/", "/ogc")
+
+
+def _request_token() -> str | None:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else None
+    if scheme.lower() == "bearer":
+        return token.strip()
+    if request.path.startswith("/open311/") and request.values.get("api_key"):
+        # Open311 GeoReport v2 clients send the key as an api_key parameter (query or form).
+        return request.values["api_key"].strip()
+    return None
 
 
 def _load_user() -> None:
     store = current_app.extensions["gridmap"].store
-    token = _bearer_token()
+    token = _request_token()
     g.user = None
     if token is not None:
         g.user = people.user_for_token(store, token)
         return
     name = session.get("user")
     # CSRF guards what a session cookie authorises; an API call with no session is refused as anonymous (401).
-    if request.method in _UNSAFE and (name or not request.path.startswith("/api/")):
+    if request.method in _UNSAFE and (name or not request.path.startswith(_API_PATHS)):
         csrf.protect()
     if name:
         g.user = people.find_user(store, name)
@@ -66,7 +75,7 @@ def require_user(*roles: str):
         def wrapper(*args, **kwargs):
             user = current_user()
             if user is None:
-                if request.path.startswith("/api/"):
+                if request.path.startswith(_API_PATHS):
                     raise Unauthorized("sign in or send an API token (Authorization: Bearer TOKEN)")
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
             if roles and user.role not in roles:
