@@ -46,9 +46,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, i18n, map_views, pages, plan_views
+    from gridmap.web import (
+        api,
+        attachment_views,
+        audit_views,
+        auth,
+        case_views,
+        i18n,
+        map_views,
+        pages,
+        plan_views,
+        report_views,
+    )
 
     i18n.init_i18n(app)
+    attachment_views.init_uploads(app)  # before auth: the CSRF check reads forms, uploads must be bounded first
     auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
@@ -57,6 +69,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(case_views.blueprint)
     app.register_blueprint(audit_views.blueprint)
     app.register_blueprint(plan_views.blueprint)
+    app.register_blueprint(report_views.blueprint)
+    app.register_blueprint(attachment_views.blueprint)
     _register_error_mapper(app)
     return app
 
