@@ -189,7 +189,8 @@
     list.replaceChildren();
     state.photos.forEach((entry, i) => {
       const img = el("img", { src: entry.url, alt: entry.file.name });
-      img.addEventListener("error", () => img.removeAttribute("src")); // HEIC: the browser cannot draw it; the server can
+      // HEIC: most browsers cannot draw it (the server converts it); show its kind instead of a broken image.
+      img.addEventListener("error", () => img.replaceWith(el("div", { class: "placeholder", text: (entry.file.name.split(".").pop() || "").toUpperCase() })));
       const remove = el("button", { type: "button", text: "✕", "aria-label": T.remove });
       remove.addEventListener("click", () => { URL.revokeObjectURL(entry.url); state.photos.splice(i, 1); drawPhotos(); });
       const caption = entry.taken ? T.taken + " " + entry.taken.toLocaleString() : entry.file.name;
