@@ -25,7 +25,7 @@ STAGE_NAMES = {"before": _l("Before: with the report"), "during": _l("While hand
 
 
 # ---- the app's shared parts -------------------------------------------------------------------------------
-def _state() -> tuple:
+def upload_state() -> tuple:
     """Return (storage, limits) for the app's settings, made once per app."""
     settings = current_app.extensions["gridmap"].settings
     cached = current_app.extensions.get("gridmap_attachments")
@@ -47,7 +47,7 @@ def init_uploads(app: Flask) -> None:
 def _bound_upload() -> None:
     if request.mimetype != "multipart/form-data":
         return
-    _storage, limits = _state()
+    _storage, limits = upload_state()
     request.max_content_length = limits.request_bytes
     request.max_form_parts = limits.per_upload + 50
     length = request.content_length
@@ -88,7 +88,7 @@ def uploads() -> list[attachments.Upload]:
     """Read the files of the `photos` field (a file input left empty sends nothing and is skipped)."""
     if not is_multipart():
         return []
-    _storage, limits = _state()
+    _storage, limits = upload_state()
     files = [f for f in request.files.getlist("photos") if f.filename or f.content_length]
     attachments.check_count(len(files), limits)
     read = []
@@ -105,7 +105,7 @@ def uploads() -> list[attachments.Upload]:
 def _sweep_after_response() -> None:
     """Now and then, once the response is sent, delete files a killed request left behind."""
     store = _store()
-    storage, _limits = _state()
+    storage, _limits = upload_state()
     days = attachments.sweep_due(store, storage)
     if days is None:
         return
@@ -124,7 +124,7 @@ def _sweep_after_response() -> None:
 
 def report(**fields) -> dict:
     """Report a case with the request's photos (see gridmap.attachments.report)."""
-    storage, limits = _state()
+    storage, limits = upload_state()
     incident = attachments.report(_store(), storage, user=current_user(), uploads=uploads(), limits=limits, **fields)
     if incident["attachments"]:
         _sweep_after_response()
@@ -133,7 +133,7 @@ def report(**fields) -> dict:
 
 def act(incident_id: int, **step) -> dict:
     """Take a workflow step with the request's photos (see gridmap.attachments.act)."""
-    storage, limits = _state()
+    storage, limits = upload_state()
     sent = uploads()
     incident = attachments.act(_store(), storage, incident_id, user=current_user(), uploads=sent, limits=limits, **step)
     if sent:
@@ -202,7 +202,7 @@ def get_attachment(attachment_id: int):
     }
     if request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
-    storage, _limits = _state()
+    storage, _limits = upload_state()
     data = attachments.read_file(storage, row, size)
     kind = row["content_type"] if size == "display" else "image/jpeg"
     return Response(data, mimetype=kind, headers=headers)
@@ -223,7 +223,7 @@ OPENAPI_PATHS: dict[str, dict] = {
             "summary": "One photo, re-encoded without EXIF (no place, no phone); 404 outside the caller's scope",
             "parameters": [
                 path_param("attachment_id", "integer"),
-                query("size", "display (default: long side ≤ 2560 px) or thumb (≤ 320 px JPEG)"),
+                query("size", "display (default: long side ≤ 2000 px) or thumb (≤ 320 px JPEG)"),
             ],
             "responses": {
                 "200": {

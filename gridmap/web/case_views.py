@@ -201,7 +201,8 @@ def list_incidents():
 def get_incident(incident_id: int):
     """Return one case with its history and the actions the caller may take."""
     incident = cases.get_case(_store(), incident_id, user=current_user())
-    return jsonify(cases.present(incident, user=current_user(), calendar=_calendar()))
+    shown = cases.present(incident, user=current_user(), calendar=_calendar()) | attachment_views.listed(incident)
+    return jsonify(shown)
 
 
 @blueprint.post("/api/incidents/<int:incident_id>/actions")
@@ -426,6 +427,7 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
             "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
             "actions": {"type": "array", "items": {"type": "string"}},
             "history": {"type": "array", "items": {"type": "object"}},
+            "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
             "version": {"type": "integer"},
         },
     },

@@ -57,7 +57,7 @@ def _basemap() -> dict | None:
 
 def _page_config() -> dict:
     user = current_user()
-    _storage, limits = attachment_views._state()
+    _storage, limits = attachment_views.upload_state()
     return {
         "api": {
             "grids": f"/api/map/grids?zoom={GRID_ZOOM}",
