@@ -140,6 +140,7 @@ def test_a_worker_reports_from_a_phone_and_a_supervisor_sees_before_and_after(br
         assert "百合第1网格" in page.inner_text("#grid-box") and "手机定位" in page.inner_text("#place-status")
         # A tap in another grid is refused on the spot with the rule; the send button is off.
         page.evaluate("window.__report.mapReady")
+        assert page.evaluate("window.__report.gridCount") == 4  # the grids outlined on the little map
         _tap_map(worker, 117.115, 39.105)
         page.wait_for_selector("#grid-box.bad")
         assert "网格员只能在自己的网格内上报" in page.inner_text("#grid-box") and page.is_disabled("#send")

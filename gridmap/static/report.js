@@ -57,6 +57,7 @@
   const marker = L.marker([39.1, 117.2], { draggable: true, autoPan: true, title: "case" });
   state.mapReady = getJSON(cfg.api.grids).then((fc) => {
     grids.addData(fc);
+    state.gridCount = grids.getLayers().length;
     const own = L.geoJSON({ type: "FeatureCollection", features: fc.features.filter((f) => mine(f.properties)) });
     const bounds = own.getBounds().isValid() ? own.getBounds() : grids.getBounds();
     if (!state.point && bounds.isValid()) map.fitBounds(bounds, { maxZoom: 17 });
@@ -74,7 +75,7 @@
     $("lat").value = state.point.lat;
     marker.setLatLng([lat, lon]);
     if (!map.hasLayer(marker)) marker.addTo(map);
-    if (source !== "drag" && source !== "tap") map.setView([lat, lon], Math.max(map.getZoom(), 17));
+    if (source !== "drag" && source !== "tap") map.setView([lat, lon], Math.max(map.getZoom(), 16)); // a grid and its neighbours fit at 16
     const ticket = ++asked;
     state.grid = null;
     sendButton.disabled = true;
