@@ -75,7 +75,7 @@
     $("lat").value = state.point.lat;
     marker.setLatLng([lat, lon]);
     if (!map.hasLayer(marker)) marker.addTo(map);
-    if (source !== "drag" && source !== "tap") map.setView([lat, lon], Math.max(map.getZoom(), 16)); // a grid and its neighbours fit at 16
+    if (source !== "drag" && source !== "tap") map.setView([lat, lon], Math.max(map.getZoom(), 16), { animate: false }); // a grid and neighbours fit at 16
     const ticket = ++asked;
     state.grid = null;
     sendButton.disabled = true;
