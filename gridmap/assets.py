@@ -69,6 +69,9 @@ VENDOR_FILES = (
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js",
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css",
     "@geoman-io/leaflet-geoman-free/LICENSE",
+    # The report form reads a chosen photo's EXIF time and GPS in the browser, before anything is sent.
+    "exifr/dist/lite.umd.js",
+    "exifr/LICENSE",
 )
 
 # folium's names → local files. folium's glyphicons (Bootstrap 3) and its awesome-rotate stylesheet have no

@@ -279,13 +279,26 @@ def _read_categories(path: str) -> tuple[dict, ...]:
                     "limit": limit,
                     "unit": unit,
                     "limit_working_hours": limit if unit == "hours" else limit * per_day,
+                    "after_photo": _yes(raw.get("after_photo"), f"{path}: row {number}: after_photo"),
                 }
             )
     return tuple(rows)
 
 
+def _yes(value: str | None, where: str) -> bool:
+    text = (value or "").strip().lower()
+    if text not in ("", "yes", "no"):
+        raise InvalidInput(f"{where} must be yes or no, not {value!r}")
+    return text == "yes"
+
+
+def needs_after_photo(code: str | None) -> bool:
+    """Whether resolving a case of this category needs a photo of the result (the table's after_photo)."""
+    return any(row["code"] == code and row["after_photo"] for row in _read_categories(str(CATEGORIES_FILE)))
+
+
 def load_categories(path=None) -> list[dict]:
-    """Return the category table: code, class, name, readable deadline, and its limit and unit."""
+    """Return the category table: code, class, name, readable deadline, its limit and unit, and after_photo."""
     return [dict(row) for row in _read_categories(str(path or CATEGORIES_FILE))]
 
 
@@ -402,7 +415,14 @@ def _coordinate(value, name: str) -> float:
     return crs_rules.parse_number(value, name)
 
 
-def report(
+def report(store, *, user, **fields) -> dict:
+    """Validate, geocode and assign a new case, set its deadline, store it; return the stored incident."""
+    row = prepare_report(store, user=user, **fields)
+    (incident_id,) = store.add_incidents([row], actor=user.name)
+    return store.get_incident(incident_id)
+
+
+def prepare_report(
     store,
     *,
     user,
@@ -421,7 +441,7 @@ def report(
     calendar: WorkingCalendar | None = None,
     now: dt.datetime | None = None,
 ) -> dict:
-    """Validate, geocode and assign a new case, set its deadline, store it; return the stored incident.
+    """Validate, geocode and assign a new case and set its deadline; return the row to store (nothing written).
 
     `source_id` is the case's id in the system it came from (an Open311 token); it must be unique."""
     from gridmap import assign, geocode
@@ -471,6 +491,7 @@ def report(
     if where.grid_code is None:
         nearest = f" (nearest grid {where.nearest_code})" if where.nearest_code else ""
         raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
+    _check_reporting_area(user, where.incident_fields(index.edition))
     calendar = calendar or calendar_from_settings(settings)
     row.update(
         located,
@@ -485,8 +506,18 @@ def report(
         handling_level="grid",
         deadline=deadline_for(kind["code"], now, calendar),
     )
-    (incident_id,) = store.add_incidents([row], actor=user.name)
-    return store.get_incident(incident_id)
+    return row
+
+
+def _check_reporting_area(user, fields: Mapping) -> None:
+    """Refuse a report outside the user's areas: a grid worker reports only inside their own grids."""
+    codes = {k: fields.get(k) for k in ("grid_code", "community_code", "street_code")}
+    if user.sees_all_areas or user.covers(**codes):
+        return
+    raise Forbidden(
+        f"a {user.role} reports only inside their own areas ({', '.join(user.areas)}); "
+        f"this point lies in grid {codes['grid_code']}"
+    )
 
 
 # ---- workflow -------------------------------------------------------------------------------------------
@@ -497,7 +528,13 @@ def _positive(value, name: str) -> float:
     return number
 
 
-def act(
+def act(store, incident_id: int, *, user, **step) -> dict:
+    """Take one workflow step on a case; refuse what the role, the scope or the status does not allow."""
+    incident, changes, history = prepare_action(store, incident_id, user=user, **step)
+    return store.change_incident(incident_id, version=incident["version"], changes=changes, history=history)
+
+
+def prepare_action(
     store,
     incident_id: int,
     *,
@@ -508,11 +545,16 @@ def act(
     hours=None,
     days=None,
     version=None,
+    photo_count: int = 0,
     settings=None,
     calendar: WorkingCalendar | None = None,
     now: dt.datetime | None = None,
-) -> dict:
-    """Take one workflow step on a case; refuse what the role, the scope or the status does not allow."""
+) -> tuple[dict, dict, dict]:
+    """Check one workflow step and return (incident, changes, history entry) to store (nothing written).
+
+    `photo_count` is the number of photos sent with the step: resolving a case whose category asks for an
+    after-photo needs at least one.
+    """
     if not isinstance(action, str) or action not in ACTIONS:
         raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     step = ACTIONS[action]
@@ -543,6 +585,12 @@ def act(
         raise InvalidInput(f"{action} needs a note saying why")
     if "assignee" in step.needs and not assignee:
         raise InvalidInput(f"{action} needs an assignee")
+    if action == "resolve" and not photo_count and needs_after_photo(incident.get("category_code")):
+        names = category_names()
+        raise InvalidInput(
+            f"resolving a case of category {incident['category_code']} {names[incident['category_code']]} needs a "
+            "photo of the result: send it as multipart/form-data with the file in the field photos"
+        )
     now = (now or dt.datetime.now()).replace(microsecond=0)
     changes: dict = {}
     if step.target is not None:
@@ -575,7 +623,7 @@ def act(
         "to_status": changes.get("status", status),
         "note": note,
     }
-    return store.change_incident(incident_id, version=incident["version"], changes=changes, history=history)
+    return incident, changes, history
 
 
 def _extended(incident, *, hours, days, now, calendar, settings) -> dt.datetime:

@@ -105,6 +105,21 @@ class Settings:
         "Comma-separated basemap presets offered in the map's layer switcher (osm, tianditu, amap).",
     )
     tianditu_key: str = _setting("", "GRIDMAP_TIANDITU_KEY", "Tianditu browser key for the tianditu basemap.")
+    attachments: str = _setting(
+        str(PROJECT_DIR / "instance" / "attachments"),
+        "GRIDMAP_ATTACHMENTS",
+        "Where case photos are kept: a directory (default instance/attachments) or s3://BUCKET[/PREFIX] for an "
+        "S3-compatible bucket (credentials from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).",
+    )
+    s3_endpoint_url: str = _setting(
+        "",
+        "GRIDMAP_S3_ENDPOINT_URL",
+        "Endpoint of the S3-compatible service holding the photos (MinIO, …); empty for AWS S3.",
+    )
+    s3_region: str = _setting("", "GRIDMAP_S3_REGION", "Region of the photo bucket (default us-east-1).")
+    photo_max_mb: float = _setting(15.0, "GRIDMAP_PHOTO_MAX_MB", "Largest photo accepted, in MB (10^6 bytes).")
+    photos_per_upload: int = _setting(9, "GRIDMAP_PHOTOS_PER_UPLOAD", "Most photos sent with one report or step.")
+    photos_per_case: int = _setting(30, "GRIDMAP_PHOTOS_PER_CASE", "Most photos one case may hold.")
     households_min: int = _setting(
         300, "GRIDMAP_HOUSEHOLDS_MIN", "Lowest households per grid before the audit flags it."
     )

@@ -177,7 +177,7 @@ def store(database_url):
 
 # ---- a real HTTP server --------------------------------------------------------------------------------
 @pytest.fixture
-def live_server(database_url):
+def live_server(database_url, tmp_path):
     """Serve create_app() on a real WSGI server (waitress) on 127.0.0.1; yields its base URL."""
     import threading
 
@@ -186,7 +186,8 @@ def live_server(database_url):
     from gridmap.config import Settings
     from gridmap.web import create_app
 
-    app = create_app(Settings(database_url=database_url, secret_key="test-secret"))
+    photos = tmp_path / "photos"  # never the repository's instance/attachments
+    app = create_app(Settings(database_url=database_url, secret_key="test-secret", attachments=str(photos)))
     server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=4)
     stopping = threading.Event()
 

@@ -15,8 +15,9 @@ from gridmap.store import AreaRecord, Store
 
 
 def test_new_database_is_at_the_newest_migration(store):
-    assert store.schema_revision() == store.head_revision() == "0006"
+    assert store.schema_revision() == store.head_revision() == "0008"
     assert set(store.table_counts()) == {
+        "attachments",
         "editions",
         "areas",
         "incidents",

@@ -378,7 +378,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
 
 
 # Registering commands from sibling modules needs `main` and `with_store` defined first.
-from gridmap.cli import audit_commands, case_commands, map_commands  # noqa: E402, F401
+from gridmap.cli import attachment_commands, audit_commands, case_commands, map_commands  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -11,6 +12,16 @@ from gridmap.errors import Conflict, NotFound
 
 from . import tables as t
 from .engine import StoreBase, _datetime
+
+
+@contextmanager
+def _joined(store: StoreBase, within: sa.Connection | None) -> Iterator[sa.Connection]:
+    """Use the caller's open transaction when given one, else run the block in a transaction of its own."""
+    if within is not None:
+        yield within
+        return
+    with store.transaction() as conn:
+        yield conn
 
 
 class IncidentStore(StoreBase):
@@ -29,15 +40,18 @@ class IncidentStore(StoreBase):
                 )
         return found
 
-    def add_incidents(self, rows: Sequence[dict], *, actor: str = "import") -> list[int]:
-        """Insert incidents and their first history entry in one transaction; return their ids."""
+    def add_incidents(
+        self, rows: Sequence[dict], *, actor: str = "import", within: sa.Connection | None = None
+    ) -> list[int]:
+        """Insert incidents and their first history entry in one transaction (or the caller's, `within`);
+        return their ids."""
         ids: list[int] = [0] * len(rows)
         # Rows with the same columns go in one batched INSERT … RETURNING (SQLAlchemy's "insertmanyvalues");
         # one statement per row made generating 50,000 demo cases take most of a minute.
         batches: dict[tuple[str, ...], list[int]] = {}
         for position, row in enumerate(rows):
             batches.setdefault(tuple(sorted(row)), []).append(position)
-        with self.transaction() as conn:
+        with _joined(self, within) as conn:
             for positions in batches.values():
                 statement = t.incidents.insert().returning(t.incidents.c.id, sort_by_parameter_order=True)
                 result = conn.execute(statement, [rows[p] for p in positions])
@@ -196,9 +210,12 @@ class IncidentStore(StoreBase):
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
-    def change_incident(self, incident_id: int, *, version: int, changes: dict, history: dict) -> dict:
-        """Apply a workflow step if the incident is still at `version`; append its history entry."""
-        with self.transaction() as conn:
+    def change_incident(
+        self, incident_id: int, *, version: int, changes: dict, history: dict, within: sa.Connection | None = None
+    ) -> dict:
+        """Apply a workflow step if the incident is still at `version`; append its history entry. Inside the
+        caller's transaction (`within`) it returns only {"history_id": …}: the change is not committed yet."""
+        with _joined(self, within) as conn:
             updated = conn.execute(
                 t.incidents.update()
                 .where(t.incidents.c.id == incident_id, t.incidents.c.version == version)
@@ -206,7 +223,10 @@ class IncidentStore(StoreBase):
             ).rowcount
             if updated != 1:
                 raise Conflict(f"incident {incident_id} was changed by someone else; reload it and try again")
-            conn.execute(t.incident_history.insert().values(incident_id=incident_id, **history))
+            added = t.incident_history.insert().values(incident_id=incident_id, **history)
+            entry = conn.execute(added.returning(t.incident_history.c.id)).scalar_one()
+        if within is not None:
+            return {"history_id": entry}
         return self.get_incident(incident_id)
 
     # ---- maps: the few columns the case map draws ------------------------------------------------------

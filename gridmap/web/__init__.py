@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from gridmap.web import (
         api,
+        attachment_views,
         audit_views,
         auth,
         case_views,
@@ -58,9 +59,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         open311,
         pages,
         plan_views,
+        report_views,
     )
 
     i18n.init_i18n(app)
+    attachment_views.init_uploads(app)  # before auth: the CSRF check reads forms, uploads must be bounded first
     auth.init_auth(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
@@ -74,6 +77,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(ogc.blueprint)
     app.register_blueprint(open311.blueprint)
     app.extensions["gridmap_error_bodies"] = {"/ogc": ogc.error_response, "/open311/": open311.error_response}
+    app.register_blueprint(report_views.blueprint)
+    app.register_blueprint(attachment_views.blueprint)
+
     _register_error_mapper(app)
     return app
 

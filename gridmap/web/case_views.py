@@ -23,6 +23,7 @@ from flask_babel import lazy_gettext as _l
 from gridmap import cases
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
+from gridmap.web import attachment_views
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
 
@@ -82,6 +83,8 @@ def _calendar() -> cases.WorkingCalendar:
 
 
 def _body(allowed: tuple[str, ...]) -> dict:
+    if attachment_views.is_multipart():
+        return attachment_views.form_fields(allowed)
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("send a JSON object (Content-Type: application/json)")
@@ -166,9 +169,7 @@ def _page(now: dt.datetime) -> tuple[list[dict], str | None]:
 def create_incident():
     """Report a case at a point or an address; it is geocoded, assigned to its grid and given a deadline."""
     body = _body(REPORT_FIELDS)
-    incident = cases.report(
-        _store(),
-        user=current_user(),
+    incident = attachment_views.report(
         title=body.get("title"),
         description=body.get("description"),
         lon=body.get("lon"),
@@ -182,7 +183,7 @@ def create_incident():
         settings=current_app.extensions["gridmap"].settings,
         calendar=_calendar(),
     )
-    shown = cases.present(incident, user=current_user(), calendar=_calendar())
+    shown = cases.present(incident, user=current_user(), calendar=_calendar()) | attachment_views.listed(incident)
     return jsonify(shown), 201, {"Location": f"/api/incidents/{incident['id']}"}
 
 
@@ -202,7 +203,8 @@ def list_incidents():
 def get_incident(incident_id: int):
     """Return one case with its history and the actions the caller may take."""
     incident = cases.get_case(_store(), incident_id, user=current_user())
-    return jsonify(cases.present(incident, user=current_user(), calendar=_calendar()))
+    shown = cases.present(incident, user=current_user(), calendar=_calendar()) | attachment_views.listed(incident)
+    return jsonify(shown)
 
 
 @blueprint.post("/api/incidents/<int:incident_id>/actions")
@@ -210,10 +212,8 @@ def get_incident(incident_id: int):
 def act_on_incident(incident_id: int):
     """Take one workflow step: register, dispatch, start, resolve, close, reject, rework, extend, escalate, …"""
     body = _body(ACTION_FIELDS)
-    incident = cases.act(
-        _store(),
+    incident = attachment_views.act(
         incident_id,
-        user=current_user(),
         action=body.get("action"),
         note=body.get("note"),
         assignee=body.get("assignee"),
@@ -222,7 +222,8 @@ def act_on_incident(incident_id: int):
         version=body.get("version"),
         calendar=_calendar(),
     )
-    return jsonify(cases.present(incident, user=current_user(), calendar=_calendar()))
+    shown = cases.present(incident, user=current_user(), calendar=_calendar()) | attachment_views.listed(incident)
+    return jsonify(shown)
 
 
 @blueprint.get("/api/categories")
@@ -256,6 +257,7 @@ def case_list():
     return render_template(
         "cases.html",
         items=[cases.present(r, user=user, now=now, calendar=_calendar()) for r in rows],
+        thumbnails=attachment_views.first_thumbnails([r["id"] for r in rows]),
         next_url=following,
         args=request.args,
         statuses=cases.STATUSES,
@@ -272,6 +274,8 @@ def case_page(incident_id: int):
     return render_template(
         "case.html",
         case=cases.present(incident, user=current_user(), calendar=_calendar()),
+        gallery=attachment_views.gallery(incident),
+        after_photo=cases.needs_after_photo(incident.get("category_code")),
         names=_names(),
     )
 
@@ -282,10 +286,8 @@ def case_action(incident_id: int):
     """Take a workflow step from the case page's form (CSRF-protected), then show the case again."""
     form = request.form
     version = (form.get("version") or "").strip()
-    cases.act(
-        _store(),
+    attachment_views.act(
         incident_id,
-        user=current_user(),
         action=form.get("action"),
         note=form.get("note"),
         assignee=form.get("assignee"),
@@ -328,9 +330,16 @@ OPENAPI_PATHS: dict[str, dict] = {
             "summary": "Report a case (lon/lat or address); geocoded and assigned at once",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NewIncident"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/NewIncident"}},
+                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/NewIncidentForm"}},
+                },
             },
-            "responses": {"201": json_response("#/components/schemas/Incident", "Created"), **ERRORS},
+            "responses": {
+                "201": json_response("#/components/schemas/Incident", "Created"),
+                **ERRORS,
+                **attachment_views.TOO_LARGE,
+            },
         },
     },
     "/api/incidents/{incident_id}": {
@@ -342,13 +351,20 @@ OPENAPI_PATHS: dict[str, dict] = {
     },
     "/api/incidents/{incident_id}/actions": {
         "post": {
-            "summary": "Take a workflow step; an illegal step is 409",
+            "summary": "Take a workflow step (with photos as multipart); an illegal step is 409",
             "parameters": [path_param("incident_id", "integer")],
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Action"}}},
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Action"}},
+                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/ActionForm"}},
+                },
             },
-            "responses": {"200": json_response("#/components/schemas/Incident"), **ERRORS},
+            "responses": {
+                "200": json_response("#/components/schemas/Incident"),
+                **ERRORS,
+                **attachment_views.TOO_LARGE,
+            },
         }
     },
     "/api/categories": {
@@ -417,6 +433,7 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
             "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
             "actions": {"type": "array", "items": {"type": "string"}},
             "history": {"type": "array", "items": {"type": "object"}},
+            "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
             "version": {"type": "integer"},
         },
     },

@@ -24,6 +24,7 @@ from flask import Blueprint, Response, current_app, request
 from gridmap import assets, maps, people
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
+from gridmap.web import attachment_views
 from gridmap.web.auth import current_user, require_user
 
 blueprint = Blueprint("maps", __name__)
@@ -476,4 +477,5 @@ def map_incident(incident_id: int):
     if not _visible(user, row):
         raise NotFound(f"no incident {incident_id}")
     light = maps.traffic_lights([row], now=_now(), calendar=_calendar())[0]
-    return _json_response(maps.to_json({**maps.incident_detail(row, light=light), "url": f"/cases/{incident_id}"}))
+    detail = {**maps.incident_detail(row, light=light), "url": f"/cases/{incident_id}"}
+    return _json_response(maps.to_json({**detail, "photos": attachment_views.popup_photos(incident_id)}))
