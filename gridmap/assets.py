@@ -69,6 +69,9 @@ VENDOR_FILES = (
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.js",
     "@geoman-io/leaflet-geoman-free/dist/leaflet-geoman.css",
     "@geoman-io/leaflet-geoman-free/LICENSE",
+    # The dashboard's charts (Apache ECharts, drawn as SVG in the browser from /api/dashboard).
+    "echarts/dist/echarts.min.js",
+    "echarts/LICENSE",
 )
 
 # folium's names → local files. folium's glyphicons (Bootstrap 3) and its awesome-rotate stylesheet have no

@@ -591,6 +591,7 @@ def list_cases(
     statuses: Sequence[str] | None = None,
     grid_code=None,
     community_code=None,
+    street_code=None,
     category_code=None,
     source=None,
     reported_from: dt.datetime | None = None,
@@ -598,7 +599,7 @@ def list_cases(
     bbox: tuple[float, float, float, float] | None = None,
     overdue: bool = False,
     after_id: int = 0,
-    limit: int = 50,
+    limit: int | None = 50,
     now: dt.datetime | None = None,
 ) -> list[dict]:
     """Return the incidents in the user's scope matching the filters, by id, after `after_id`."""
@@ -612,6 +613,7 @@ def list_cases(
         statuses=statuses,
         grid_code=grid_code,
         community_code=community_code,
+        street_code=street_code,
         category_code=category_code,
         source=source,
         reported_from=reported_from,
@@ -729,6 +731,17 @@ def indicators(rows: Iterable[Mapping], *, now: dt.datetime) -> dict:
     }
 
 
+STAT_FILTERS = ("grid_code", "community_code", "street_code", "category_code", "source")
+
+
+def check_filters(*, category_code=None, source=None, **_codes) -> None:
+    """Refuse an unknown category or source in a filter (codes of areas just match nothing)."""
+    if category_code is not None:
+        category(category_code)
+    if source is not None and source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+
+
 def stats(
     store,
     *,
@@ -737,19 +750,48 @@ def stats(
     reported_from: dt.datetime | None = None,
     reported_to: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    **filters,
 ) -> dict:
-    """Return the indicators of the cases in the user's scope reported in the period, grouped `by`."""
+    """Return the indicators of the cases in the user's scope reported in the period, grouped `by`.
+
+    `filters` narrow the cases by any of STAT_FILTERS (grid_code, community_code, street_code, category_code,
+    source), as the case list does.
+    """
+    if by not in GROUPS:
+        raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
+    unknown = set(filters) - set(STAT_FILTERS)
+    if unknown:
+        raise TypeError(f"unknown filters {sorted(unknown)}")
+    filters = {k: v for k, v in filters.items() if v is not None}
+    check_filters(**filters)
+    rows = store.list_incidents(
+        scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None, **filters
+    )
+    return stats_of(rows, by=by, reported_from=reported_from, reported_to=reported_to, now=now, filters=filters)
+
+
+def stats_of(
+    rows: Sequence[Mapping],
+    *,
+    by: str = "total",
+    reported_from: dt.datetime | None = None,
+    reported_to: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    filters: Mapping | None = None,
+) -> dict:
+    """Return the indicators of these incidents (already selected), grouped `by`: the shape of /api/stats."""
     if by not in GROUPS:
         raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
     now = now or dt.datetime.now()
-    rows = store.list_incidents(scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None)
     groups: dict = defaultdict(list)
+    key = _GROUP_KEY[by]
     for row in rows:
-        groups[_GROUP_KEY[by](row)].append(row)
+        groups[key(row)].append(row)
     return {
         "by": by,
         "from": _iso(reported_from),
         "to": _iso(reported_to),
+        "filters": dict(filters or {}),
         "as_of": _iso(now.replace(microsecond=0)),
         "total": indicators(rows, now=now),
         "groups": [

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.errors import GridmapError
 from gridmap.store import Store
+from gridmap.web import i18n
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, i18n, map_views, pages, plan_views
+    from gridmap.web import api, audit_views, auth, case_views, dashboard, export_views, map_views, pages, plan_views
 
     i18n.init_i18n(app)
     auth.init_auth(app)
@@ -57,8 +58,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(case_views.blueprint)
     app.register_blueprint(audit_views.blueprint)
     app.register_blueprint(plan_views.blueprint)
+    app.register_blueprint(export_views.blueprint)
+    app.register_blueprint(dashboard.blueprint)
     _register_error_mapper(app)
     return app
+
+
+_HTTP_MESSAGES = {
+    404: "there is nothing at {path}",
+    405: "{path} does not take a {method} request",
+    413: "the request is too large",
+}
 
 
 def _wants_json() -> bool:
@@ -69,6 +79,8 @@ def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
     def respond(status: int, message: str, extra: dict | None = None):
+        # Every message is written in English; the reader gets it in their language (web/i18n.message).
+        message = i18n.message(message) or message
         if _wants_json():
             return jsonify({**(extra or {}), "error": message, "status": status}), status
         return render_template("error.html", status=status, message=message), status
@@ -82,7 +94,10 @@ def _register_error_mapper(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):
-        return respond(exc.code or 500, exc.description or exc.name)
+        status = exc.code or 500
+        # Werkzeug's own descriptions are long and English-only; the common ones get gridmap's wording.
+        text = _HTTP_MESSAGES.get(status, exc.description or exc.name)
+        return respond(status, text.format(method=request.method, path=request.path))
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

@@ -137,6 +137,7 @@ def _filters() -> dict:
         "statuses": [s.strip() for s in statuses] or None,
         "grid_code": request.args.get("grid") or None,
         "community_code": request.args.get("community") or None,
+        "street_code": request.args.get("street") or None,
         "category_code": request.args.get("category") or None,
         "source": request.args.get("source") or None,
         "reported_from": _moment("from"),
@@ -144,6 +145,25 @@ def _filters() -> dict:
         "bbox": _bbox(),
         "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
     }
+
+
+def stat_filters() -> dict:
+    """Read the filters /api/stats, the dashboard and the indicator export share (besides from/to)."""
+    return {
+        "grid_code": request.args.get("grid") or None,
+        "community_code": request.args.get("community") or None,
+        "street_code": request.args.get("street") or None,
+        "category_code": request.args.get("category") or None,
+        "source": request.args.get("source") or None,
+    }
+
+
+def period() -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Read ?from= and ?to= (a date as `to` includes that whole day); refuse a period that ends before it starts."""
+    start, end = _moment("from"), _moment("to", end=True)
+    if start and end and end <= start:
+        raise InvalidInput("to is before from: give a period that ends after it starts")
+    return start, end
 
 
 def _page(now: dt.datetime) -> tuple[list[dict], str | None]:
@@ -232,13 +252,15 @@ def list_categories():
 @blueprint.get("/api/stats")
 @require_user()
 def get_stats():
-    """Return the indicators of the cases in the caller's scope: ?by=grid|community|…&from=&to=."""
+    """Return the indicators of the cases in the caller's scope: ?by=&from=&to=&street=&community=&category=&source=."""
+    start, end = period()
     result = cases.stats(
         _store(),
         user=current_user(),
         by=request.args.get("by") or "total",
-        reported_from=_moment("from"),
-        reported_to=_moment("to", end=True),
+        reported_from=start,
+        reported_to=end,
+        **stat_filters(),
     )
     return jsonify(result)
 
@@ -304,6 +326,7 @@ _CASE_FILTERS = [
     query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
     query("grid", "Grid code"),
     query("community", "Community code"),
+    query("street", "Street code"),
     query("category", "4-digit category code"),
     query("source", "Source: " + ", ".join(cases.SOURCES)),
     query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
@@ -362,6 +385,11 @@ OPENAPI_PATHS: dict[str, dict] = {
                 query("by", "Group by: " + ", ".join(cases.GROUPS)),
                 query("from", "Reported on or after"),
                 query("to", "Reported before (a date includes that day)"),
+                query("grid", "Grid code"),
+                query("community", "Community code"),
+                query("street", "Street code"),
+                query("category", "4-digit category code"),
+                query("source", "Source: " + ", ".join(cases.SOURCES)),
             ],
             "responses": {"200": OK, **ERRORS},
         }

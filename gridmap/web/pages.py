@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, send_from_directory
 
 from gridmap.store import Store
 
@@ -41,3 +41,10 @@ def index():
     return render_template(
         "index.html", edition=edition, streets=streets, totals=totals, editions=store.list_editions()
     )
+
+
+@blueprint.get("/favicon.ico")
+def favicon():
+    """The site's icon (an SVG: every browser that runs the map shows it, whatever the name)."""
+    response = send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
+    return response
