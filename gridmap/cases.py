@@ -39,6 +39,16 @@ OPEN_STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolve
 FINISHED_STATUSES = ("closed", "rejected")
 LEVELS = ("grid", "community", "street", "district")  # the escalation ladder, bottom first
 SOURCES = ("patrol", "visit", "chat", "hotline", "video", "higher", "import", "web")
+SOURCE_LABELS = {  # what pages and exports call each source (English msgids)
+    "patrol": "Patrol",
+    "visit": "Door-to-door visit",
+    "chat": "Chat group",
+    "hotline": "12345 hotline",
+    "video": "Video",
+    "higher": "Higher office",
+    "import": "Import",
+    "web": "Web",
+}
 ACTING_ROLES = ("admin", "supervisor", "grid_worker")
 SEES_PERSONAL_DATA = ("admin", "supervisor")
 MAX_TITLE, MAX_DESCRIPTION, MAX_ADDRESS, MAX_NOTE, MAX_NAME, MAX_PHONE = 200, 5000, 300, 2000, 100, 40

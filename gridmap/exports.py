@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridmap import language
+from gridmap.cases import SOURCE_LABELS
 from gridmap.errors import InvalidInput
 
 FORMATS = ("xlsx", "csv")
@@ -39,16 +40,6 @@ STATUS_LABELS = {
 }
 LEVEL_LABELS = {"grid": "Grid", "community": "Community", "street": "Street", "district": "District"}
 LIGHT_LABELS = {"green": "On time", "yellow": "Due soon", "red": "Overdue"}
-SOURCE_LABELS = {
-    "patrol": "Patrol",
-    "visit": "Door-to-door visit",
-    "chat": "Chat group",
-    "hotline": "12345 hotline",
-    "video": "Video",
-    "higher": "Higher office",
-    "import": "Import",
-    "web": "Web",
-}
 GROUP_LABELS = {
     "total": "All",
     "grid": "Grid",
@@ -384,7 +375,7 @@ def audit_tables(report: Mapping, *, lang: str = language.DEFAULT_LANGUAGE) -> l
     grid_columns = [
         Column("code", "Code"),
         Column("name", "Name"),
-        Column("kind", "Kind", convert=lambda v: language.translate(v, lang)),
+        Column("kind", "Kind", convert=lambda v: language.kind_label(v, lang)),
         Column("households", "Households", "int"),
         Column("population", "Population", "int"),
         Column("open_cases", "Open cases", "int"),

@@ -26,6 +26,8 @@ LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
 SOURCE_LANGUAGE = "en"  # the language msgids are written in
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+# Grid kinds are stored as the Chinese words of the standard; pages name them in their language.
+KIND_LABELS = {"综合": "comprehensive", "专属": "dedicated"}
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -133,6 +135,13 @@ def _fill(target: str, captured: dict[str, str], lang: str, depth: int) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), target)
 
 
+def kind_label(kind: str | None, lang: str) -> str:
+    """Name a grid kind (综合, 专属) in a language; an unknown kind is shown as stored."""
+    if not kind:
+        return ""
+    return gettext(KIND_LABELS[kind], lang) if kind in KIND_LABELS else kind
+
+
 def text_table(messages, lang: str) -> dict[str, str]:
     """Return msgid → translation for the strings a page's script shows (empty for English: msgids are English)."""
     if lang == SOURCE_LANGUAGE:
@@ -152,6 +161,7 @@ def jinja_environment(templates: Path, lang: str):
     )
     environment.install_gettext_translations(translations(lang), newstyle=True)
     environment.filters["tr"] = lambda value: translate(value, lang)
+    environment.filters["kind"] = lambda value: kind_label(value, lang)
     environment.globals.update(
         current_user=None,
         csrf_token=lambda: "",

@@ -24,6 +24,7 @@ from gridmap import cases
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.i18n import current_language
 from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
 
 blueprint = Blueprint("case", __name__)
@@ -281,6 +282,7 @@ def case_list():
         statuses=cases.STATUSES,
         categories=cases.load_categories(),
         names=_names(),
+        category_names=category_names(),
     )
 
 
@@ -293,6 +295,7 @@ def case_page(incident_id: int):
         "case.html",
         case=cases.present(incident, user=current_user(), calendar=_calendar()),
         names=_names(),
+        category_names=category_names(),
     )
 
 
@@ -319,6 +322,12 @@ def case_action(incident_id: int):
 
 def _names() -> dict:
     return {"status": STATUS_NAMES, "action": ACTION_NAMES, "level": LEVEL_NAMES, "light": LIGHT_NAMES}
+
+
+def category_names() -> dict[str, str]:
+    """Return code → category name in the page's language."""
+    key = "name" if current_language() == "zh" else "name_en"
+    return {c["code"]: c[key] for c in cases.load_categories()}
 
 
 # ---- OpenAPI: the case endpoints ----------------------------------------------------------------------

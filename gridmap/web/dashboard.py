@@ -14,7 +14,7 @@ import datetime as dt
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from gridmap import assets, cases, dashboard, exports
+from gridmap import assets, cases, dashboard
 from gridmap.web import map_views
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.case_views import stat_filters
@@ -181,7 +181,7 @@ def dashboard_page():
         choices=dashboard.filter_choices(areas, user=user),
         categories=cases.load_categories(),
         sources=cases.SOURCES,
-        source_labels=exports.SOURCE_LABELS,
+        source_labels=cases.SOURCE_LABELS,
     )
 
 

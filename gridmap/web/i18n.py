@@ -82,6 +82,7 @@ def init_i18n(app: Flask) -> None:
     app.before_request(_remember_language)
     app.context_processor(_language_links)
     app.add_template_filter(message, "tr")
+    app.add_template_filter(lambda kind: language.kind_label(kind, current_language()), "kind")
 
     @app.after_request
     def _content_language(response):
