@@ -720,7 +720,8 @@ def indicators(rows: Iterable[Mapping], *, now: dt.datetime) -> dict:
     closed = [r for r in rows if r["status"] == "closed"]
     overdue = [r for r in rows if r["status"] in OPEN_STATUSES and r["deadline"] is not None and now >= r["deadline"]]
     due = [r for r in closed if r["deadline"] is not None] + overdue
-    on_time = [r for r in closed if r["deadline"] is not None and r["closed_at"] <= r["deadline"]]
+    # A closed case with no closing time (imported that way) cannot be judged on time.
+    on_time = [r for r in closed if r["deadline"] and r["closed_at"] and r["closed_at"] <= r["deadline"]]
     ever_resolved = [r for r in rows if r["status"] in ("resolved", "closed") or r["rework_count"]]
     reworked = [r for r in rows if r["rework_count"]]
     hours = [(r["closed_at"] - r["reported_at"]).total_seconds() / 3600 for r in closed if r["closed_at"]]

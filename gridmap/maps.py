@@ -52,7 +52,8 @@ MEASURES = {  # English msgids; the page shows them in its language
 PAGE_TEXT = (
     *MEASURES.values(),
     "Areas", "Cases", "Dashboard", "Generated at {time}", "No basemap", "Grids", "Communities", "Streets",
-    "Heat map", "Zoom in", "Zoom out", "Legend", "all", "not yours or no data", "On time", "Due soon", "Overdue",
+    "Heat map", "Layers", "Zoom in", "Zoom out", "Legend", "all", "not yours or no data", "On time", "Due soon",
+    "Overdue",
     "Code", "Community", "Street", "Kind", "Households", "Population", "Staff", "Grid workers", "By status",
     "Close", "Case list", "{n} cases", "Status", "Deadline", "Reported", "Open the case", "Filters", "Shade by",
     "all open", "Category", "Source", "Age", "less than 1 day", "1–3 days", "3–7 days", "7–30 days",

@@ -16,6 +16,7 @@ from gridmap.web import dashboard, plan_views
 
 TEMPLATES = PROJECT_DIR / "templates"
 WEB = PROJECT_DIR / "gridmap" / "web"
+GETTEXT_NAMES = ("_", "_l", "gettext", "lazy_gettext")
 
 
 def catalogue():
@@ -30,9 +31,9 @@ def _python_msgids(path: Path) -> set[str]:
     """Strings passed to _() / _l() / gettext() in a Python file."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("_", "_l", "gettext", "lazy_gettext"):
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                found.add(node.args[0].value)
+        is_call = isinstance(node, ast.Call) and getattr(node.func, "id", None) in GETTEXT_NAMES
+        if is_call and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            found.add(node.args[0].value)
     return found
 
 
@@ -47,7 +48,7 @@ def wanted_msgids() -> set[str]:
         wanted |= _python_msgids(module)
     wanted |= set(maps.PAGE_TEXT) | set(dashboard.SCRIPT_TEXT) | set(plan_views.EDITOR_TEXT)
     wanted |= set(people.ROLE_LABELS.values()) | set(cases.SOURCE_LABELS.values())
-    wanted |= set(language.KIND_LABELS.values())
+    wanted |= set(language.KIND_LABELS.values()) | set(exports._SETTING_LABELS.values()) | {"Total", "Yes", "No"}
     for table in (
         exports.STATUS_LABELS,
         exports.LEVEL_LABELS,

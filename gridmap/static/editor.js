@@ -32,6 +32,10 @@
   // middle markers are hidden and every drag is sent to the server as "move this vertex everywhere".
   map.pm.setGlobalOptions({ snappable: true, snapDistance: 12, allowSelfIntersection: false, hideMiddleMarkers: true });
   if (map.pm.setLang) map.pm.setLang(LANG);
+  if (map.attributionControl) map.attributionControl.getContainer().setAttribute("translate", "no");
+  for (const [node, label] of [[map.zoomControl && map.zoomControl._zoomInButton, t("Zoom in")], [map.zoomControl && map.zoomControl._zoomOutButton, t("Zoom out")]]) {
+    if (node) { node.title = label; node.setAttribute("aria-label", label); }
+  }
 
   function say(text, bad = false) {
     messageBox.textContent = text;

@@ -258,7 +258,7 @@ def map_page():
         "statuses": _statuses(),
         "categories": _categories(),
         "sources": list(incident_rules.SOURCES),
-        "source_labels": incident_rules.SOURCE_LABELS,
+        "source_labels": _source_labels(),
         "role_labels": people.ROLE_LABELS,
         "text": i18n.script_text(maps.PAGE_TEXT),
         "language": i18n.current_language(),
@@ -310,6 +310,12 @@ def _scope_bounds(edition: str, user: people.User) -> list[float] | None:
         return maps.frame_bounds(frame[keep]) if any(keep) else None
 
     return _cache().get(key, compute)
+
+
+def _source_labels() -> dict[str, str]:
+    from gridmap import cases
+
+    return cases.SOURCE_LABELS
 
 
 def _statuses() -> list[str]:

@@ -44,6 +44,8 @@ EDITOR_TEXT = (
     "select one grid to delete",
     "delete {code}?",
     "select one grid",
+    "Zoom in",
+    "Zoom out",
     "Gaps",
     "Overlaps",
     "Outside the parent",
