@@ -114,8 +114,8 @@
       yAxis: { type: "category", data: shown.map((r) => r.name || r.code), axisLabel: { width: 110, overflow: "truncate" } },
       dataZoom: many ? [{ type: "slider", yAxisIndex: 0, right: 4, width: 14, startValue: shown.length - 15, endValue: shown.length - 1 }, { type: "inside", yAxisIndex: 0 }] : [],
       series: [
-        { name: t("Open cases"), type: "bar", data: shown.map((r) => r.open), itemStyle: { color: COLOURS.open } },
-        { name: t("Overdue cases"), type: "bar", data: shown.map((r) => r.overdue), itemStyle: { color: COLOURS.overdue } },
+        { name: t("Open cases"), type: "bar", barMaxWidth: 18, data: shown.map((r) => r.open), itemStyle: { color: COLOURS.open } },
+        { name: t("Overdue cases"), type: "bar", barMaxWidth: 18, data: shown.map((r) => r.overdue), itemStyle: { color: COLOURS.overdue } },
       ],
     }), true);
   }
