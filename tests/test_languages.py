@@ -182,3 +182,45 @@ def test_a_failed_sign_in_says_so_in_the_page_language(client):
     page = client.post("/login", data={"name": "x", "password": "y"}).get_data(as_text=True)
     # CSRF is checked first: the form without its token is refused, in Chinese.
     assert "CSRF" not in page or "令牌" in page
+
+
+# ---- standalone files: one language, no navigation --------------------------------------------------------------
+def test_standalone_reports_have_no_navigation_and_take_a_language(database_url, tmp_path):
+    import re
+
+    from click.testing import CliRunner
+    from test_maps import load_map_data
+
+    from gridmap.cli import main
+    from gridmap.store import Store
+
+    store = Store.open(database_url)
+    load_map_data(store, tmp_path)
+    store.close()
+    runner = CliRunner()
+    for lang, title in (("zh", "覆盖审计"), ("en", "Coverage audit")):
+        out = tmp_path / f"audit-{lang}.html"
+        result = runner.invoke(main, ["audit", "--html", str(out), "--lang", lang, "--db", database_url])
+        assert result.exit_code == 0, result.output
+        html = out.read_text(encoding="utf-8")
+        assert f"<h1>{title}" in html
+        assert "<nav" not in html and "/login" not in html and "/logout" not in html
+        assert not re.search(r'href="/', html), "no link into a server the file does not have"
+        text = re.sub(r"<[^>]+>", " ", html.split("<body", 1)[1])
+        if lang == "en":
+            names = {"长虹街道", "百合社区", "翠澜社区", "百合第1网格", "百合第2网格", "翠澜第1网格", "翠澜第2网格"}
+            for name in names:
+                text = text.replace(name, "")
+            assert not re.search(r"[\u4e00-\u9fff]", text)
+    out = tmp_path / "map.html"
+    result = runner.invoke(main, ["map", str(out), "--lang", "en", "--db", database_url])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert not re.search(r'"(home|cases|dashboard)_url":"', html) and "/login" not in html
+    assert '"language":"en"' in html
+
+
+def test_the_favicon_is_served(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.mimetype == "image/svg+xml"
+    assert response.data.startswith(b"<svg")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, send_from_directory
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template
 
 from gridmap.store import Store
 
@@ -46,5 +48,5 @@ def index():
 @blueprint.get("/favicon.ico")
 def favicon():
     """The site's icon (an SVG: every browser that runs the map shows it, whatever the name)."""
-    response = send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
-    return response
+    icon = Path(current_app.static_folder) / "favicon.svg"
+    return Response(icon.read_bytes(), mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})
