@@ -218,9 +218,7 @@ def test_a_grid_worker_sees_only_their_grids_cases(watched):
     assert watched.page.evaluate("window.__gridmap.drawnGridCount()") == 4  # outlines are not personal
     assert watched.page.evaluate("window.__gridmap.caseCount()") == 3  # the three cases of grid A
     # The map opens on the worker's own grid; show the whole district to reach another grid.
-    watched.page.evaluate(
-        "window.__gridmap.map.fitBounds(window.__gridmap.gridLayer.getBounds(), {animate: false})"
-    )
+    watched.page.evaluate("window.__gridmap.map.fitBounds(window.__gridmap.gridLayer.getBounds(), {animate: false})")
     watched.page.mouse.click(*watched.screen_point(*watched.grid_label(GRID_D)))
     panel = watched.page.locator("#gm-panel.gm-open")
     panel.wait_for()
