@@ -180,17 +180,16 @@ def area_geometry_json(frame: gpd.GeoDataFrame, *, zoom: float | None = None, to
 # ---- cases -----------------------------------------------------------------------------------------------
 def traffic_lights(rows: Iterable[Mapping], *, now: dt.datetime, calendar=None) -> list[str | None]:
     """Return the traffic light of each open case (None without a deadline; closed cases: None)."""
-    from gridmap.cases import traffic_light as light  # cases' rule (working calendar); imported when used
+    from gridmap.cases import traffic_lights_many  # cases' rule (working calendar); imported when used
 
-    result = []
-    for row in rows:
-        if row.get("status") in CLOSED_STATUSES or row.get("deadline") is None:
-            result.append(None)
-        elif now >= row["deadline"]:
-            result.append("red")  # past the deadline is red whatever the calendar says; saves the arithmetic
-        else:
-            result.append(light(reported_at=row["reported_at"], deadline=row["deadline"], now=now, calendar=calendar))
-    return result
+    rows = list(rows)
+    counted = [r for r in rows if r.get("status") not in CLOSED_STATUSES]
+    lights = iter(
+        traffic_lights_many(
+            [r["reported_at"] for r in counted], [r.get("deadline") for r in counted], now=now, calendar=calendar
+        )
+    )
+    return [None if r.get("status") in CLOSED_STATUSES else next(lights) for r in rows]
 
 
 def age_window(age: str | None, *, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from conftest import skip_or_fail
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_maps import GRID_A, GRID_D, load_map_data
 
 from gridmap import assets, cases, dashboard, people
@@ -145,6 +147,14 @@ def test_the_dashboard_equals_api_stats_for_the_same_filters(api, query):
     status, stats = api(f"/api/stats?{urllib.parse.urlencode(args)}")
     assert status == 200
     assert {k: board["headline"][k] for k in HEADLINE} == {k: stats["total"][k] for k in HEADLINE}
+    # The charts count by the same rules: weeks and streets as /api/stats?by=week and by=street.
+    _, weeks = api(f"/api/stats?{urllib.parse.urlencode({**args, 'by': 'week'})}")
+    assert board["weekly"]["weeks"] == [g["key"] for g in weeks["groups"]]
+    assert board["weekly"]["resolution_rate"] == [g["resolution_rate"] for g in weeks["groups"]]
+    assert board["weekly"]["on_time_rate"] == [g["on_time_rate"] for g in weeks["groups"]]
+    _, streets = api(f"/api/stats?{urllib.parse.urlencode({**args, 'by': 'street'})}")
+    expected = {g["key"]: (g["open"], g["overdue"]) for g in streets["groups"] if g["key"]}
+    assert {s["code"]: (s["open"], s["overdue"]) for s in board["streets"]} == expected
 
 
 def test_a_grid_worker_sees_only_their_grid(api):
@@ -294,3 +304,31 @@ def test_the_wall_screen_refreshes_itself_and_print_hides_the_controls(tab):
     assert tab.locator("#tiles").is_visible() and tab.locator("#chart-daily svg").is_visible()
     tab.emulate_media(media="screen")
     assert tab.locator("#filters").is_visible()
+
+
+# ---- traffic lights of many cases at once equal the one-case rule ------------------------------------------------
+
+MOMENTS = st.datetimes(min_value=dt.datetime(2026, 9, 20), max_value=dt.datetime(2026, 11, 10))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    cases_=st.lists(st.tuples(MOMENTS, st.one_of(st.none(), MOMENTS)), min_size=1, max_size=30),
+    now=MOMENTS,
+    holidays=st.lists(st.dates(min_value=dt.date(2026, 9, 20), max_value=dt.date(2026, 11, 10)), max_size=6),
+    workdays=st.lists(st.dates(min_value=dt.date(2026, 9, 20), max_value=dt.date(2026, 11, 10)), max_size=3),
+)
+def test_traffic_lights_of_many_cases_equal_the_rule_for_one(cases_, now, holidays, workdays):
+    calendar = cases.WorkingCalendar(holidays=holidays, workdays=workdays)
+    reported = [r for r, _ in cases_]
+    deadlines = [d for _, d in cases_]
+    expected = [
+        None if d is None else cases.traffic_light(reported_at=r, deadline=d, now=now, calendar=calendar)
+        for r, d in cases_
+    ]
+    assert cases.traffic_lights_many(reported, deadlines, now=now, calendar=calendar) == expected
+    starts = cases._microseconds(reported)
+    ends = cases._microseconds(d or now for d in deadlines)
+    many = calendar.working_time_us_many(starts, ends).tolist()
+    one = [calendar.working_time(r, d or now) // dt.timedelta(microseconds=1) for r, d in cases_]
+    assert many == one

@@ -11,6 +11,8 @@ only the columns indicators need; every filter and scope then works on that snap
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 
 from flask import Blueprint, current_app, render_template, request
 
@@ -22,6 +24,7 @@ from gridmap.web.i18n import current_language, script_text
 from gridmap.web.openapi import ERRORS, OK, query
 
 blueprint = Blueprint("dashboard", __name__)
+log = logging.getLogger(__name__)
 MIN_REFRESH_S, DEFAULT_REFRESH_S = 5, 60
 # Every string the dashboard's script shows, as English msgids (translated into the page's language).
 SCRIPT_TEXT = (
@@ -84,27 +87,11 @@ def _window(now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
     return period, first, last
 
 
-def _facts() -> list[dict]:
+def _facts(fingerprint: tuple | None = None) -> list[dict]:
     """Every incident's indicator columns, read once per change of the case table."""
     store = _store()
-    key = ("dashboard-facts", store.describe(), map_views._incidents_fingerprint())
+    key = ("dashboard-facts", store.describe(), fingerprint or map_views._incidents_fingerprint())
     return map_views._cache().get(key, store.incident_facts)
-
-
-def _lights(now: dt.datetime):
-    """Return a row → traffic light function that reuses the map's lights (computed every few minutes)."""
-    rows, lights, _at = map_views._open_cases()
-    known = map_views._cache().get(
-        ("dashboard-lights", id(rows)), lambda: {r["id"]: light for r, light in zip(rows, lights, strict=True)}
-    )
-    calendar = map_views._calendar()
-
-    def light_of(row) -> str | None:
-        if row["id"] in known:
-            return known[row["id"]]
-        return cases.traffic_light(reported_at=row["reported_at"], deadline=row["deadline"], now=now, calendar=calendar)
-
-    return light_of
 
 
 def _area_names() -> dict[str, str]:
@@ -127,19 +114,31 @@ def dashboard_data() -> dict:
     filters = stat_filters()
     cases.check_filters(**{k: v for k, v in filters.items() if v is not None})
     period, start, end = _window(now)
-    rows = dashboard.select(_facts(), user=user, **filters)
-    result = dashboard.build(
-        rows,
-        start=start,
-        end=end,
-        now=now,
-        names=_area_names(),
-        category_names=_category_names(),
-        light_of=_lights(now),
-    )
-    result["period"] = period
-    result["filters"] = {k: v for k, v in filters.items() if v is not None}
-    return result
+    fingerprint = map_views._incidents_fingerprint()
+    facts = _facts(fingerprint)
+    scope = None if user.sees_all_areas else user.areas
+    # One answer per snapshot of the cases, scope, filters, period, language and minute: a wall screen
+    # refreshing every minute, or a team opening the same view, costs one computation.
+    minute = now.replace(second=0)
+    key = ("dashboard", _store().describe(), fingerprint, scope, tuple(sorted(filters.items())), start, end)
+    key += (current_language(), minute)
+
+    def compute() -> dict:
+        rows = dashboard.select(facts, user=user, **filters)
+        result = dashboard.build(
+            rows,
+            start=start,
+            end=end,
+            now=now,
+            names=_area_names(),
+            category_names=_category_names(),
+            calendar=map_views._calendar(),
+        )
+        result["period"] = period
+        result["filters"] = {k: v for k, v in filters.items() if v is not None}
+        return result
+
+    return map_views._cache().get(key, compute)
 
 
 @blueprint.get("/api/dashboard")
@@ -163,6 +162,7 @@ def dashboard_page():
     refresh = request.args.get("refresh", "")
     refresh_s = max(MIN_REFRESH_S, int(refresh)) if refresh.isdigit() else DEFAULT_REFRESH_S
     _window(dt.datetime.now())  # a wrong period or date is refused on the page, not later in its script
+    _warm_up()
     config = {
         "api": "/api/dashboard",
         "grids_api": "/api/map/grids?zoom=10" if edition else None,
@@ -182,6 +182,20 @@ def dashboard_page():
         sources=cases.SOURCES,
         source_labels=cases.SOURCE_LABELS,
     )
+
+
+def _warm_up() -> None:
+    """Read the cases while the browser loads the page's scripts (most of a cold start)."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            try:
+                _facts()
+            except Exception:  # the data request meets the same error and reports it
+                log.exception("warming the dashboard's cache failed")
+
+    threading.Thread(target=run, name="gridmap-dashboard-warm-up", daemon=True).start()
 
 
 # ---- OpenAPI ----------------------------------------------------------------------------------------------
