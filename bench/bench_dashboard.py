@@ -40,6 +40,10 @@ def open_dashboard(pw, base: str, token: str, path: str) -> dict:
     error = page.evaluate("window.__dashboardError || null")
     ready = page.evaluate("performance.getEntriesByName('dashboard-ready')[0].startTime") / 1000
     received = page.evaluate("document.querySelector('#tiles .tile[data-key=received] .value').dataset.value")
+    marks = page.evaluate(
+        "performance.getEntriesByType('mark').map((m) => m.name.replace('dashboard-', '') + ' '"
+        " + Math.round(m.startTime)).join(', ')"
+    )
     page.wait_for_timeout(300)  # the last loadingFinished events
     browser.close()
     api = [s for s in sizes.values() if "/api/" in s.get("url", "")]
@@ -53,6 +57,7 @@ def open_dashboard(pw, base: str, token: str, path: str) -> dict:
         "all_wire": sum(s.get("wire", 0) for s in sizes.values()),
         "by_url": {s.get("url", "?"): (s.get("wire", 0), s.get("raw", 0)) for s in sizes.values()},
         "outside": outside,
+        "marks": marks,
     }
 
 
@@ -102,6 +107,7 @@ def main() -> None:
             f"everything {r['all_wire'] / 1e6:.2f} MB sent; received={r['received']}; "
             f"error={r['error']}; outside requests: {len(r['outside'])}"
         )
+        print(f"       page timeline (ms): {r['marks']}")
     warm = [r for kind, r in results if kind == "warm"]
     print(f"load average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(

@@ -164,6 +164,7 @@
     stateBox.classList.toggle("bad", !!bad);
   }
   function draw(d) {
+    performance.mark("dashboard-data");
     state.data = d;
     drawTiles(d.headline);
     document.getElementById("dash-period").textContent = d.from.slice(0, 10) + " – " + (new Date(Date.parse(d.to) - 86400000).toISOString().slice(0, 10));
@@ -174,7 +175,8 @@
     drawRanked("chart-communities", d.communities);
     drawCategories(d.categories);
     drawHours(d.close_hours);
-    drawMap(d.grids);
+    performance.mark("dashboard-charts");
+    if (state.mapDrawn) drawMap(d.grids);
     setState(d.headline.received ? t("Updated") + " " + d.as_of.replace("T", " ") : t("No cases in this period."));
   }
   function updateLinks(q) {
@@ -250,10 +252,13 @@
   }
 
   const geometry = cfg.grids_api
-    ? fetchJSON(cfg.grids_api).then((g) => { echarts.registerMap("gridmap-grids", g); state.geometry = g; })
+    ? fetchJSON(cfg.grids_api).then((g) => { performance.mark("dashboard-geometry"); echarts.registerMap("gridmap-grids", g); state.geometry = g; })
     : Promise.resolve();
   Promise.all([load(), geometry]).then(() => {
+    // The map is drawn once both the figures and the grid shapes are in; later loads redraw it with the rest.
     if (state.data) drawMap(state.data.grids);
+    state.mapDrawn = true;
+    performance.mark("dashboard-map");
     requestAnimationFrame(() => { performance.mark("dashboard-ready"); window.__dashboardReady = true; });
   }, fail);
   window.__dashboard = { charts: charts, state: state, reload: load };
