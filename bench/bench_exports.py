@@ -51,15 +51,18 @@ def main() -> None:
     print(f"demo district, {total:,} cases")
     for who, token in (("admin", admin), ("street supervisor", supervisor)):
         for path in ("/cases/export?format=xlsx", "/cases/export?format=csv", "/stats/export?format=xlsx&by=grid"):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             response = client.get(path, headers={"Authorization": f"Bearer {token}"})
-            seconds = time.perf_counter() - started
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
             assert response.status_code == 200, response.data[:300]
             rows = _rows(response.data, path)
-            print(f"{who:>17} {path:<38} {seconds:6.2f} s  {len(response.data) / 1e6:6.2f} MB  {rows:,} rows")
+            print(
+                f"{who:>17} {path:<38} {seconds:6.2f} s (CPU {cpu:5.2f} s)  {len(response.data) / 1e6:6.2f} MB  "
+                f"{rows:,} rows"
+            )
     app.extensions["gridmap"].store.close()
     print(f"load average at end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-    print("target: 50,000 cases export in < 10 s")
+    print("target: 50,000 cases export in < 10 s (on a loaded machine the CPU time is the better guide)")
 
 
 def _rows(data: bytes, path: str) -> int:

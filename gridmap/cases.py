@@ -712,19 +712,35 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else value
 
 
+_UNKNOWN = object()
+
+
 def present(
-    incident: Mapping, *, user, now: dt.datetime | None = None, calendar: WorkingCalendar | None = None
+    incident: Mapping,
+    *,
+    user,
+    now: dt.datetime | None = None,
+    calendar: WorkingCalendar | None = None,
+    light=_UNKNOWN,
+    with_actions: bool = True,
 ) -> dict:
-    """Return the JSON shape of an incident for this user: personal data masked unless the role needs it."""
+    """Return the JSON shape of an incident for this user: personal data masked unless the role needs it.
+
+    `light` may be given when it was computed for many cases at once (traffic_lights_many); exports leave out
+    the actions (`with_actions=False`), which only a page's buttons need.
+    """
     now = now or dt.datetime.now()
     names = category_names()
     sees = user.role in SEES_PERSONAL_DATA
     open_case = incident["status"] not in FINISHED_STATUSES
-    light = (
-        traffic_light(reported_at=incident["reported_at"], deadline=incident["deadline"], now=now, calendar=calendar)
-        if open_case
-        else None
-    )
+    if light is _UNKNOWN:
+        light = (
+            traffic_light(
+                reported_at=incident["reported_at"], deadline=incident["deadline"], now=now, calendar=calendar
+            )
+            if open_case
+            else None
+        )
     shown = {
         key: incident.get(key)
         for key in (
@@ -746,7 +762,7 @@ def present(
         overdue=bool(open_case and incident.get("deadline") and now >= incident["deadline"]),
         ambiguous=bool(incident.get("ambiguous")),
         supervised=bool(incident.get("supervised")),
-        actions=allowed_actions(user, incident),
+        actions=allowed_actions(user, incident) if with_actions else [],
     )
     if "history" in incident:
         shown["history"] = [

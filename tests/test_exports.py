@@ -39,14 +39,14 @@ def test_xlsx_has_chinese_headers_real_dates_widths_a_frozen_header_and_text_kep
     exports.write([exports.case_table([presented()])], "xlsx", target=out)
     sheet = openpyxl.load_workbook(out).active
     headers = [c.value for c in sheet[1]]
-    assert headers[:6] == ["案件编号", "标题", "类别编码", "类别", "状态", "红黄绿灯"]
+    assert headers[:5] == ["案件编号", "标题", "类别", "状态", "红黄绿灯"]
     row = {h: c for h, c in zip(headers, sheet[2], strict=True)}
     assert row["标题"].value == FORMULA and row["标题"].data_type == "s", "a formula-looking title stays text"
-    assert row["状态"].value == "处置中" and row["红黄绿灯"].value == "超期" and row["超期"].value == "是"
+    assert row["状态"].value == "处置中" and row["红黄绿灯"].value == "超期"
     assert row["上报时间"].value == dt.datetime(2026, 11, 19, 8, 15) and row["上报时间"].is_date
     assert row["上报时间"].number_format == "yyyy-mm-dd hh:mm"
     assert row["案件编号"].value == 7 and row["来源"].value == "12345 热线"
-    assert row["类别"].value == "暴露垃圾"
+    assert row["类别"].value == "0102 暴露垃圾"
     assert sheet.freeze_panes == "A2"
     assert sheet.auto_filter.ref == f"A1:{sheet.cell(1, len(headers)).column_letter}2"
     widths = {h: sheet.column_dimensions[c.column_letter].width for h, c in zip(headers, sheet[1], strict=True)}
@@ -57,8 +57,9 @@ def test_english_headers_when_english_is_chosen(tmp_path):
     out = tmp_path / "cases.xlsx"
     exports.write([exports.case_table([presented()], lang="en")], "xlsx", lang="en", target=out)
     sheet = openpyxl.load_workbook(out).active
-    assert [c.value for c in sheet[1]][:3] == ["Case number", "Title", "Category code"]
-    assert sheet["E2"].value == "In progress" and sheet.title == "Cases"
+    assert [c.value for c in sheet[1]][:3] == ["Case number", "Title", "Category"]
+    assert sheet["C2"].value == "0102 Exposed rubbish" and sheet["D2"].value == "In progress"
+    assert sheet.title == "Cases"
 
 
 def test_csv_is_utf8_with_a_bom_and_defuses_formulas():
@@ -70,6 +71,7 @@ def test_csv_is_utf8_with_a_bom_and_defuses_formulas():
     header = rows[0]
     assert rows[1][header.index("上报时间")] == "2026-11-19 08:15:00"
     assert rows[2][header.index("处置时限")] == ""
+    assert rows[1][header.index("类别")] == "0102 暴露垃圾"
 
 
 def test_a_wrong_format_is_refused_by_name():
@@ -128,7 +130,7 @@ def test_the_case_export_takes_the_list_filters_and_every_page(site):
     assert response.data.startswith(b"\xef\xbb\xbf") and response.mimetype == "text/csv"
     assert len(rows) > 1 and {r["状态"] for r in rows} == {"已上报"}
     english = fetch(client, "/cases/export?format=csv&lang=en", tokens["admin"])
-    assert english.data.decode("utf-8-sig").startswith("Case number,Title,")
+    assert english.data.decode("utf-8-sig").startswith("Case number,Title,Category,Status,")
 
 
 def test_the_indicator_export_equals_api_stats(site):

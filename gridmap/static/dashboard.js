@@ -252,7 +252,14 @@
   }
 
   const geometry = cfg.grids_api
-    ? fetchJSON(cfg.grids_api).then((g) => { performance.mark("dashboard-geometry"); echarts.registerMap("gridmap-grids", g); state.geometry = g; })
+    ? fetchJSON(cfg.grids_api).then((g) => {
+      performance.mark("dashboard-geometry");
+      // The map layer names every grid; counts are null outside the user's area, which the dashboard leaves out.
+      const mine = g.features.filter((f) => f.properties.open !== null);
+      if (mine.length) g.features = mine;
+      echarts.registerMap("gridmap-grids", g);
+      state.geometry = g;
+    })
     : Promise.resolve();
   Promise.all([load(), geometry]).then(() => {
     // The map is drawn once both the figures and the grid shapes are in; later loads redraw it with the rest.
