@@ -14,8 +14,16 @@
   const state = { data: null, geometry: null, loading: null };
   window.__dashboardReady = false;
 
+  // The wall screen is dark: its grid lines and axes are dimmed so the figures stand out.
+  const lines = { lineStyle: { color: "#23405f" } };
+  if (screen) {
+    echarts.registerTheme("gridmap-screen", {
+      valueAxis: { splitLine: lines, axisLine: lines, axisLabel: { color: "#9fb3c8" } },
+      categoryAxis: { splitLine: lines, axisLine: lines, axisLabel: { color: "#9fb3c8" } },
+    });
+  }
   function chart(id) {
-    if (!charts[id]) charts[id] = echarts.init(document.getElementById(id), null, { renderer: "svg" });
+    if (!charts[id]) charts[id] = echarts.init(document.getElementById(id), screen ? "gridmap-screen" : null, { renderer: "svg" });
     return charts[id];
   }
   function base() {
