@@ -72,6 +72,10 @@ VENDOR_FILES = (
     # The report form reads a chosen photo's EXIF time and GPS in the browser, before anything is sent.
     "exifr/dist/lite.umd.js",
     "exifr/LICENSE",
+    # The dashboard's charts (Apache ECharts, drawn as SVG in the browser from /api/dashboard).
+    "echarts/dist/echarts.min.js",
+    "echarts/LICENSE",
+
 )
 
 # folium's names → local files. folium's glyphicons (Bootstrap 3) and its awesome-rotate stylesheet have no

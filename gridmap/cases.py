@@ -39,6 +39,16 @@ OPEN_STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolve
 FINISHED_STATUSES = ("closed", "rejected")
 LEVELS = ("grid", "community", "street", "district")  # the escalation ladder, bottom first
 SOURCES = ("patrol", "visit", "chat", "hotline", "video", "higher", "import", "web")
+SOURCE_LABELS = {  # what pages and exports call each source (English msgids)
+    "patrol": "Patrol",
+    "visit": "Door-to-door visit",
+    "chat": "Chat group",
+    "hotline": "12345 hotline",
+    "video": "Video",
+    "higher": "Higher office",
+    "import": "Import",
+    "web": "Web",
+}
 ACTING_ROLES = ("admin", "supervisor", "grid_worker")
 SEES_PERSONAL_DATA = ("admin", "supervisor")
 MAX_TITLE, MAX_DESCRIPTION, MAX_ADDRESS, MAX_NOTE, MAX_NAME, MAX_PHONE = 200, 5000, 300, 2000, 100, 40
@@ -148,6 +158,42 @@ class WorkingCalendar:
         total = days * self.day_length_us - self._worked_today_us(start) + self._worked_today_us(end)
         return dt.timedelta(microseconds=total)
 
+    # ---- many moments at once (numpy): traffic lights of 50,000 cases in milliseconds --------------------------
+    @functools.cached_property
+    def _numpy_rules(self) -> tuple:
+        import numpy as np
+
+        weekmask = "".join("1" if day in self.weekdays else "0" for day in range(7))
+        holidays = np.array(self._holidays, dtype="datetime64[D]")
+        workdays = np.array(self._workdays, dtype="datetime64[D]")
+        return weekmask, holidays, workdays
+
+    def _worked_today_us_many(self, moments):
+        """Vector form of _worked_today_us for datetime64[us] moments."""
+        import numpy as np
+
+        weekmask, holidays, workdays = self._numpy_rules
+        days = moments.astype("datetime64[D]")
+        since_midnight = (moments - days).astype("int64")
+        worked = np.zeros(len(moments), dtype="int64")
+        for a, b in self.periods:
+            worked += np.clip(since_midnight - a, 0, b - a)
+        working = np.is_busday(days, weekmask=weekmask, holidays=holidays) | np.isin(days, workdays)
+        return np.where(working, worked, 0)
+
+    def working_time_us_many(self, starts, ends):
+        """Return the working time in microseconds between each start and end (datetime64[us] arrays)."""
+        import numpy as np
+
+        weekmask, holidays, workdays = self._numpy_rules
+        first, last = starts.astype("datetime64[D]"), ends.astype("datetime64[D]")
+        forward = ends > starts
+        low, high = np.where(forward, first, last), np.where(forward, last, last)
+        days = np.busday_count(low, high, weekmask=weekmask, holidays=holidays)
+        days += np.searchsorted(workdays, high) - np.searchsorted(workdays, low)
+        total = days * self.day_length_us - self._worked_today_us_many(starts) + self._worked_today_us_many(ends)
+        return np.where(forward, total, 0)
+
     def _nth_working_day(self, start: dt.date, n: int) -> dt.date:
         """Return the n-th (0-based) working day on or after start."""
         day = start + dt.timedelta(days=7 * (n // len(self.weekdays)))
@@ -248,6 +294,43 @@ def traffic_light(
     if allowed <= dt.timedelta(0):
         return "yellow"  # due within the same off-hours stretch: nothing left to spend, but not late yet
     return "green" if calendar.working_time(reported_at, now) / allowed < 0.8 else "yellow"
+
+
+_EPOCH, _ONE_US = dt.datetime(1970, 1, 1), dt.timedelta(microseconds=1)
+
+
+def _microseconds(moments: Iterable[dt.datetime]):
+    """Return naive datetimes as a datetime64[us] array (five times faster than numpy's own conversion)."""
+    import numpy as np
+
+    return np.fromiter(((m - _EPOCH) // _ONE_US for m in moments), dtype="int64").view("datetime64[us]")
+
+
+def traffic_lights_many(
+    reported_at: Sequence[dt.datetime],
+    deadlines: Sequence[dt.datetime | None],
+    *,
+    now: dt.datetime,
+    calendar: WorkingCalendar | None = None,
+) -> list[str | None]:
+    """Return traffic_light() of many open cases at once (None where there is no deadline), in numpy."""
+    import numpy as np
+
+    calendar = calendar or DEFAULT_CALENDAR
+    count = len(reported_at)
+    if count == 0:
+        return []
+    has = np.array([d is not None for d in deadlines], dtype=bool)
+    reported = _microseconds(reported_at)
+    due = _microseconds(d if d is not None else now for d in deadlines)
+    moment = np.datetime64(now, "us")
+    allowed = calendar.working_time_us_many(reported, due)
+    used = calendar.working_time_us_many(reported, np.full(count, moment))
+    # As traffic_light: past the deadline red; nothing to spend yellow; green below 80 % of the allowed time.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(allowed > 0, used / np.where(allowed > 0, allowed, 1), np.inf)
+    light = np.where(moment >= due, "red", np.where(share < 0.8, "green", "yellow"))
+    return [str(value) if flag else None for value, flag in zip(light.tolist(), has.tolist(), strict=True)]
 
 
 # ---- categories -------------------------------------------------------------------------------------------
@@ -645,6 +728,7 @@ def list_cases(
     statuses: Sequence[str] | None = None,
     grid_code=None,
     community_code=None,
+    street_code=None,
     category_code=None,
     source=None,
     reported_from: dt.datetime | None = None,
@@ -653,7 +737,7 @@ def list_cases(
     overdue: bool = False,
     review: bool = False,
     after_id: int = 0,
-    limit: int = 50,
+    limit: int | None = 50,
     now: dt.datetime | None = None,
 ) -> list[dict]:
     """Return the incidents in the user's scope matching the filters, by id, after `after_id`; `review`: only
@@ -668,6 +752,7 @@ def list_cases(
         statuses=statuses,
         grid_code=grid_code,
         community_code=community_code,
+        street_code=street_code,
         category_code=category_code,
         source=source,
         reported_from=reported_from,
@@ -684,19 +769,35 @@ def _iso(value) -> str | None:
     return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else value
 
 
+_UNKNOWN = object()
+
+
 def present(
-    incident: Mapping, *, user, now: dt.datetime | None = None, calendar: WorkingCalendar | None = None
+    incident: Mapping,
+    *,
+    user,
+    now: dt.datetime | None = None,
+    calendar: WorkingCalendar | None = None,
+    light=_UNKNOWN,
+    with_actions: bool = True,
 ) -> dict:
-    """Return the JSON shape of an incident for this user: personal data masked unless the role needs it."""
+    """Return the JSON shape of an incident for this user: personal data masked unless the role needs it.
+
+    `light` may be given when it was computed for many cases at once (traffic_lights_many); exports leave out
+    the actions (`with_actions=False`), which only a page's buttons need.
+    """
     now = now or dt.datetime.now()
     names = category_names()
     sees = user.role in SEES_PERSONAL_DATA
     open_case = incident["status"] not in FINISHED_STATUSES
-    light = (
-        traffic_light(reported_at=incident["reported_at"], deadline=incident["deadline"], now=now, calendar=calendar)
-        if open_case
-        else None
-    )
+    if light is _UNKNOWN:
+        light = (
+            traffic_light(
+                reported_at=incident["reported_at"], deadline=incident["deadline"], now=now, calendar=calendar
+            )
+            if open_case
+            else None
+        )
     shown = {
         key: incident.get(key)
         for key in (
@@ -719,7 +820,7 @@ def present(
         ambiguous=bool(incident.get("ambiguous")),
         geocode_review=bool(incident.get("geocode_review")),
         supervised=bool(incident.get("supervised")),
-        actions=allowed_actions(user, incident),
+        actions=allowed_actions(user, incident) if with_actions else [],
     )
     if "history" in incident:
         shown["history"] = [
@@ -766,7 +867,8 @@ def indicators(rows: Iterable[Mapping], *, now: dt.datetime) -> dict:
     closed = [r for r in rows if r["status"] == "closed"]
     overdue = [r for r in rows if r["status"] in OPEN_STATUSES and r["deadline"] is not None and now >= r["deadline"]]
     due = [r for r in closed if r["deadline"] is not None] + overdue
-    on_time = [r for r in closed if r["deadline"] is not None and r["closed_at"] <= r["deadline"]]
+    # A closed case with no closing time (imported that way) cannot be judged on time.
+    on_time = [r for r in closed if r["deadline"] and r["closed_at"] and r["closed_at"] <= r["deadline"]]
     ever_resolved = [r for r in rows if r["status"] in ("resolved", "closed") or r["rework_count"]]
     reworked = [r for r in rows if r["rework_count"]]
     hours = [(r["closed_at"] - r["reported_at"]).total_seconds() / 3600 for r in closed if r["closed_at"]]
@@ -787,6 +889,17 @@ def indicators(rows: Iterable[Mapping], *, now: dt.datetime) -> dict:
     }
 
 
+STAT_FILTERS = ("grid_code", "community_code", "street_code", "category_code", "source")
+
+
+def check_filters(*, category_code=None, source=None, **_codes) -> None:
+    """Refuse an unknown category or source in a filter (codes of areas just match nothing)."""
+    if category_code is not None:
+        category(category_code)
+    if source is not None and source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+
+
 def stats(
     store,
     *,
@@ -795,19 +908,48 @@ def stats(
     reported_from: dt.datetime | None = None,
     reported_to: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    **filters,
 ) -> dict:
-    """Return the indicators of the cases in the user's scope reported in the period, grouped `by`."""
+    """Return the indicators of the cases in the user's scope reported in the period, grouped `by`.
+
+    `filters` narrow the cases by any of STAT_FILTERS (grid_code, community_code, street_code, category_code,
+    source), as the case list does.
+    """
+    if by not in GROUPS:
+        raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
+    unknown = set(filters) - set(STAT_FILTERS)
+    if unknown:
+        raise TypeError(f"unknown filters {sorted(unknown)}")
+    filters = {k: v for k, v in filters.items() if v is not None}
+    check_filters(**filters)
+    rows = store.list_incidents(
+        scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None, **filters
+    )
+    return stats_of(rows, by=by, reported_from=reported_from, reported_to=reported_to, now=now, filters=filters)
+
+
+def stats_of(
+    rows: Sequence[Mapping],
+    *,
+    by: str = "total",
+    reported_from: dt.datetime | None = None,
+    reported_to: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+    filters: Mapping | None = None,
+) -> dict:
+    """Return the indicators of these incidents (already selected), grouped `by`: the shape of /api/stats."""
     if by not in GROUPS:
         raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
     now = now or dt.datetime.now()
-    rows = store.list_incidents(scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None)
     groups: dict = defaultdict(list)
+    key = _GROUP_KEY[by]
     for row in rows:
-        groups[_GROUP_KEY[by](row)].append(row)
+        groups[key(row)].append(row)
     return {
         "by": by,
         "from": _iso(reported_from),
         "to": _iso(reported_to),
+        "filters": dict(filters or {}),
         "as_of": _iso(now.replace(microsecond=0)),
         "total": indicators(rows, now=now),
         "groups": [

@@ -26,8 +26,9 @@ import shapely
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
-from gridmap import assets
+from gridmap import assets, language
 from gridmap import crs as crs_rules
+from gridmap.cases import SOURCE_LABELS
 from gridmap.config import PROJECT_DIR
 from gridmap.errors import InvalidInput
 
@@ -41,12 +42,28 @@ SIMPLIFY_ZOOMS = (11, 13, 15)
 MAX_SIMPLIFIED_ZOOM = 16
 MAX_ZOOM = 19
 _PAGE_TEMPLATE = PROJECT_DIR / "templates" / "map.html"
-MEASURES = {
-    "open": "未结案件 Open cases",
-    "overdue": "超期案件 Overdue cases",
-    "households": "户数 Households",
-    "per100": "每百户未结案件 Open cases per 100 households",
+MEASURES = {  # English msgids; the page shows them in its language
+    "open": "Open cases",
+    "overdue": "Overdue cases",
+    "households": "Households",
+    "per100": "Open cases per 100 households",
 }
+# Every string the map page's script shows (templates/map.html), as English msgids.
+PAGE_TEXT = (
+    *MEASURES.values(),
+    "Areas", "Cases", "Dashboard", "Generated at {time}", "No basemap", "Grids", "Communities", "Streets",
+    "Heat map", "Layers", "Zoom in", "Zoom out", "Legend", "all", "not yours or no data", "On time", "Due soon",
+    "Overdue",
+    "Code", "Community", "Street", "Kind", "Households", "Population", "Staff", "Grid workers", "By status",
+    "Close", "Case list", "{n} cases", "Status", "Deadline", "Reported", "Open the case", "Filters", "Shade by",
+    "all open", "Category", "Source", "Age", "less than 1 day", "1–3 days", "3–7 days", "7–30 days",
+    "more than 30 days", "Traffic light", "No deadline", "grid code or name", "not found",
+    "Reported", "Registered", "Dispatched", "In progress", "Resolved", "Closed", "Rejected",
+    "Administrator", "Planner", "Supervisor", "Grid worker", "Viewer",
+    "Patrol", "Door-to-door visit", "Chat group", "12345 hotline", "Video", "Higher office", "Import", "Web",
+    "comprehensive", "dedicated",
+    "Location", "Location to check", "to check",
+)  # fmt: skip
 AGE_CHOICES = {  # name → (min days, max days) since the case was reported
     "1d": (0, 1),
     "3d": (1, 3),
@@ -164,17 +181,16 @@ def area_geometry_json(frame: gpd.GeoDataFrame, *, zoom: float | None = None, to
 # ---- cases -----------------------------------------------------------------------------------------------
 def traffic_lights(rows: Iterable[Mapping], *, now: dt.datetime, calendar=None) -> list[str | None]:
     """Return the traffic light of each open case (None without a deadline; closed cases: None)."""
-    from gridmap.cases import traffic_light as light  # cases' rule (working calendar); imported when used
+    from gridmap.cases import traffic_lights_many  # cases' rule (working calendar); imported when used
 
-    result = []
-    for row in rows:
-        if row.get("status") in CLOSED_STATUSES or row.get("deadline") is None:
-            result.append(None)
-        elif now >= row["deadline"]:
-            result.append("red")  # past the deadline is red whatever the calendar says; saves the arithmetic
-        else:
-            result.append(light(reported_at=row["reported_at"], deadline=row["deadline"], now=now, calendar=calendar))
-    return result
+    rows = list(rows)
+    counted = [r for r in rows if r.get("status") not in CLOSED_STATUSES]
+    lights = iter(
+        traffic_lights_many(
+            [r["reported_at"] for r in counted], [r.get("deadline") for r in counted], now=now, calendar=calendar
+        )
+    )
+    return [None if r.get("status") in CLOSED_STATUSES else next(lights) for r in rows]
 
 
 def age_window(age: str | None, *, now: dt.datetime) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -412,7 +428,7 @@ def build_map(
         max_zoom=MAX_ZOOM,
         min_zoom=3,
         prefer_canvas=True,
-        control_scale=True,
+        control_scale=False,  # the page adds a metric-only scale (an imperial one would be a second language)
         zoom_control=True,
     )
     # Only what this map uses: the full folium list (Bootstrap, Font Awesome) would add 0.5 MB for nothing.
@@ -478,6 +494,7 @@ def standalone_html(
     panels: Mapping[str, Mapping],
     title: str,
     generated_at: str,
+    lang: str = "zh",
 ) -> str:
     """Return one self-contained HTML file: assets inlined, data embedded, no server and no internet."""
     cases = json.loads(incidents)
@@ -499,6 +516,9 @@ def standalone_html(
         "generated_at": generated_at,
         "measures": MEASURES,
         "ages": list(AGE_CHOICES),
+        "text": language.text_table(PAGE_TEXT, lang),
+        "source_labels": SOURCE_LABELS,
+        "language": lang,
     }
     html = build_map(bounds=bounds, config=config, title=title)
     return assets.check_offline(assets.inline_assets(html))

@@ -19,6 +19,14 @@ from dataclasses import dataclass
 from gridmap.errors import InvalidInput, Unauthorized
 
 ROLES = ("admin", "planner", "supervisor", "grid_worker", "viewer")
+# What each role is called on the pages (English msgids; gridmap/translations holds the Chinese).
+ROLE_LABELS = {
+    "admin": "Administrator",
+    "planner": "Planner",
+    "supervisor": "Supervisor",
+    "grid_worker": "Grid worker",
+    "viewer": "Viewer",
+}
 ROLES_WITH_AREAS = ("supervisor", "grid_worker")
 SEES_EVERYTHING = ("admin", "planner", "viewer")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}

@@ -60,7 +60,7 @@ def page(live_server, database_url, tmp_path):
         tab = context.new_page()
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{live_server}/login?next=/plans/plan-2027/edit")
+        tab.goto(f"{live_server}/login?next=/plans/plan-2027/edit%3Flang%3Den")
         tab.fill("input[name=name]", "planner")
         tab.fill("input[name=password]", "correct horse battery")
         tab.click("button[type=submit]")

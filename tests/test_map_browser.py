@@ -205,9 +205,9 @@ def test_search_measure_and_heat_map_controls(watched):
     watched.page.locator("#gm-panel.gm-open").wait_for()
     assert watched.page.locator("#gm-panel").get_attribute("data-code") == GRID_D
     watched.page.select_option("#gm-measure", "households")
-    assert "Households" in watched.page.locator(".gm-legend").inner_text()
+    assert "户数" in watched.page.locator(".gm-legend").inner_text()  # the page is Chinese by default
     watched.page.hover(".leaflet-control-layers")
-    watched.page.get_by_text("热力图 Heat map").click()
+    watched.page.get_by_text("热力图").click()
     assert watched.page.locator("canvas.leaflet-heatmap-layer").count() == 1
     watched.screenshot("heat")
     watched.assert_clean()
@@ -217,6 +217,8 @@ def test_a_grid_worker_sees_only_their_grids_cases(watched):
     watched.sign_in("worker1", "worker-pass-1")
     assert watched.page.evaluate("window.__gridmap.drawnGridCount()") == 4  # outlines are not personal
     assert watched.page.evaluate("window.__gridmap.caseCount()") == 3  # the three cases of grid A
+    # The map opens on the worker's own grid; show the whole district to reach another grid.
+    watched.page.evaluate("window.__gridmap.map.fitBounds(window.__gridmap.gridLayer.getBounds(), {animate: false})")
     watched.page.mouse.click(*watched.screen_point(*watched.grid_label(GRID_D)))
     panel = watched.page.locator("#gm-panel.gm-open")
     panel.wait_for()

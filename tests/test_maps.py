@@ -341,7 +341,7 @@ def test_large_answers_are_gzipped_when_the_client_accepts_it(served):
     base, tokens = served
     _status, headers, body = get(base, "/api/map/grids", tokens["admin"], gzip_ok=True)
     assert len(json.dumps(body)) > 1024
-    assert headers["Content-Encoding"] == "gzip" and headers["Vary"] == "Accept-Encoding"
+    assert headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in headers["Vary"]
     _status, headers, _body = get(base, "/api/map/grids", tokens["admin"])
     assert headers.get("Content-Encoding") is None
 

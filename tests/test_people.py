@@ -95,10 +95,10 @@ def test_login_needs_the_csrf_token_and_the_right_password(live_server, database
     status, _url, body = _post(
         opener, live_server + "/login", {"name": "planner1", "password": "wrong-pass", "csrf_token": csrf}
     )
-    assert status == 401 and "wrong user name or password" in body
+    assert status == 401 and "用户名或密码错误" in body  # wrong user name or password, on a Chinese page
     status, url, body = _post(
         opener,
         live_server + "/login?next=//evil.example/",
         {"name": "planner1", "password": "s3cret-pass", "csrf_token": csrf},
     )
-    assert status == 200 and url == live_server + "/" and "planner1 (planner)" in body
+    assert status == 200 and url == live_server + "/" and "planner1</span> (规划员)" in body

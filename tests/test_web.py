@@ -39,7 +39,7 @@ def test_start_page_lists_streets_communities_and_grids(live_server, database_ur
     assert '<span data-count="community">2</span>' in body
     assert '<span data-count="grid">4</span>' in body
     assert body.count('<tr class="grid">') == 4
-    assert "翠澜第1网格" in body and "1,345 户 households" in body
+    assert "翠澜第1网格" in body and "1,345 户" in body
 
 
 def test_api_lists_editions(live_server, database_url, tmp_path):

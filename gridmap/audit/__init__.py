@@ -763,7 +763,7 @@ def _balance(areas: _Areas, located: _Located, options: AuditOptions, households
             **_stats(counted),
         },
         "staff_note": None if has_staff else "no staff numbers are stored for this edition's grids",
-        "range_note": "the households range applies to comprehensive (综合) grids, not dedicated (专属) ones",
+        "range_note": "the households range applies to comprehensive grids, not dedicated ones",
     }
 
 

@@ -57,6 +57,15 @@ def with_store(command):
     return wrapper
 
 
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(("zh", "en")),
+    default="zh",
+    show_default=True,
+    help="Language of written files (headers, labels): Chinese or English.",
+)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="gridmap")
 def main() -> None:

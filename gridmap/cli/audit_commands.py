@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 
 import click
-import jinja2
 
-from gridmap import audit
-from gridmap.cli import main, with_store
+from gridmap import audit, exports, language
+from gridmap.cli import lang_option, main, with_store
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.store import Store
 
@@ -34,15 +33,16 @@ def _thresholds(settings: Settings, **given) -> dict:
     return values
 
 
-def _write_html(out: Path, template: str, context: dict) -> None:
-    """Render the same template the web serves, without Flask: autoescaped, no user, no CSRF form."""
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROJECT_DIR / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-    environment.globals.update(current_user=None, csrf_token=lambda: "", standalone=True)
+def _write_html(out: Path, template: str, context: dict, lang: str) -> None:
+    """Render the same template the web serves, without Flask: autoescaped, no user, no navigation."""
+    environment = language.jinja_environment(PROJECT_DIR / "templates", lang)
     out.write_text(environment.get_template(template).render(**context), encoding="utf-8")
+
+
+def _write_tables(out: Path | None, tables: list, lang: str, *, quiet: bool) -> None:
+    if out is not None:
+        exports.write(tables, "xlsx", lang=lang, target=out)
+        click.echo(f"wrote {out}", err=quiet)
 
 
 def _print_json(value: dict) -> None:
@@ -58,6 +58,8 @@ def _print_json(value: dict) -> None:
     metavar="KIND,…",
     help=f"Exit with status 1 when any of these kinds has findings: all, {', '.join(audit.FAIL_KINDS)}.",
 )
+@click.option("--xlsx", "xlsx_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the findings as XLSX.")
+@lang_option
 @_options
 @with_store
 def audit_command(
@@ -67,6 +69,8 @@ def audit_command(
     as_json: bool,
     html_out: Path | None,
     fail_on: str | None,
+    xlsx_out: Path | None,
+    lang: str,
     **thresholds,
 ) -> None:
     """Audit an edition: gaps, overlaps, grids outside their community, invalid shapes, slivers, codes, balance."""
@@ -74,10 +78,11 @@ def audit_command(
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
         page = audit.audit_page(store, edition, **options)
-        _write_html(html_out, "audit.html", page)
+        _write_html(html_out, "audit.html", page, lang)
         report = page["report"]
     else:
         report = audit.audit_edition(store, edition, **options)
+    _write_tables(xlsx_out, exports.audit_tables(report, lang=lang), lang, quiet=as_json)
     if as_json:
         _print_json(report)
     else:
@@ -96,6 +101,10 @@ def audit_command(
 @click.argument("edition_b")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
 @click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write an HTML report.")
+@click.option(
+    "--xlsx", "xlsx_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the comparison as XLSX."
+)
+@lang_option
 @_options
 @with_store
 def compare_command(
@@ -105,16 +114,19 @@ def compare_command(
     edition_b: str,
     as_json: bool,
     html_out: Path | None,
+    xlsx_out: Path | None,
+    lang: str,
     **thresholds,
 ) -> None:
     """Compare two editions: where each new grid's land, households and open cases come from."""
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
         page = audit.compare_page(store, edition_a, edition_b, **options)
-        _write_html(html_out, "compare.html", page)
+        _write_html(html_out, "compare.html", page, lang)
         report = page["report"]
     else:
         report = audit.compare_editions(store, edition_a, edition_b, **options)
+    _write_tables(xlsx_out, exports.compare_tables(report, lang=lang), lang, quiet=as_json)
     if as_json:
         _print_json(report)
         return

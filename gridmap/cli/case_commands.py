@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import click
 
-from gridmap import cases, people
-from gridmap.cli import main, with_store
+from gridmap import cases, exports, people
+from gridmap.cli import lang_option, main, with_store
 from gridmap.config import Settings
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
@@ -36,6 +37,16 @@ def _day(_ctx, param, value: str | None) -> dt.date | None:
         raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param=param) from None
 
 
+def _names(store: Store, by: str, lang: str) -> dict[str, str]:
+    """Return code → name of what the indicators are grouped by (areas of the current edition, categories)."""
+    if by == "category":
+        return {c["code"]: c["name"] if lang == "zh" else c["name_en"] for c in cases.load_categories()}
+    edition = store.current_edition()
+    if by not in ("grid", "community", "street") or edition is None:
+        return {}
+    return {r["code"]: r["name"] for r in store.area_attributes(edition.name)}
+
+
 def _cell(value) -> str:
     return "-" if value is None else str(value)
 
@@ -44,10 +55,31 @@ def _cell(value) -> str:
 @click.option("--by", type=click.Choice(cases.GROUPS), default="total", show_default=True, help="Group the cases by.")
 @click.option("--from", "date_from", callback=_day, metavar="DATE", help="Cases reported on or after this day.")
 @click.option("--to", "date_to", callback=_day, metavar="DATE", help="Cases reported up to and including this day.")
+@click.option("--street", metavar="CODE", help="Only the cases of this street.")
+@click.option("--community", metavar="CODE", help="Only the cases of this community.")
+@click.option("--category", metavar="CODE", help="Only the cases of this 4-digit category.")
+@click.option("--source", type=click.Choice(cases.SOURCES), help="Only the cases from this source.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--xlsx", "xlsx_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the table as XLSX."
+)
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Also write it as CSV.")
+@lang_option
 @with_store
 def stats(
-    store: Store, settings: Settings, by: str, date_from: dt.date | None, date_to: dt.date | None, as_json: bool
+    store: Store,
+    settings: Settings,
+    by: str,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+    street: str | None,
+    community: str | None,
+    category: str | None,
+    source: str | None,
+    as_json: bool,
+    xlsx_out: Path | None,
+    csv_out: Path | None,
+    lang: str,
 ) -> None:
     """Print case indicators: received, registered, closed, resolution, on-time and rework rates, overdue."""
     if date_from and date_to and date_to < date_from:
@@ -58,7 +90,16 @@ def stats(
         by=by,
         reported_from=dt.datetime.combine(date_from, dt.time()) if date_from else None,
         reported_to=dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time()) if date_to else None,
+        street_code=street,
+        community_code=community,
+        category_code=category,
+        source=source,
     )
+    for out, fmt in ((xlsx_out, "xlsx"), (csv_out, "csv")):
+        if out is not None:
+            tables = exports.stats_tables(result, lang=lang, names=_names(store, by, lang))
+            exports.write(tables, fmt, lang=lang, target=out)
+            click.echo(f"wrote {out}", err=as_json)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from gridmap import maps
-from gridmap.cli import main, with_store
+from gridmap import language, maps
+from gridmap.cli import lang_option, main, with_store
 from gridmap.config import Settings
 from gridmap.errors import NotFound
 from gridmap.store import Store
@@ -20,18 +20,19 @@ EXPORT_ZOOM = 15
 @main.command("map")
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--edition", help="Edition to draw (default: the current one).")
+@lang_option
 @with_store
-def map_export(store: Store, settings: Settings, out: Path, edition: str | None) -> None:
+def map_export(store: Store, settings: Settings, out: Path, edition: str | None, lang: str) -> None:
     """Write the case map as one HTML file that opens with no server and no internet."""
     from gridmap import cases
 
-    html, summary = export_map(store, edition=edition, calendar=cases.calendar_from_settings(settings))
+    html, summary = export_map(store, edition=edition, calendar=cases.calendar_from_settings(settings), lang=lang)
     out.write_text(html, encoding="utf-8")
     click.echo(f"wrote {out} ({len(html.encode()) / 1e6:.1f} MB): {summary}")
 
 
 def export_map(
-    store: Store, *, edition: str | None = None, now: dt.datetime | None = None, calendar=None
+    store: Store, *, edition: str | None = None, now: dt.datetime | None = None, calendar=None, lang: str = "zh"
 ) -> tuple[str, str]:
     """Return the standalone map HTML of an edition and a one-line summary."""
     if edition is None:
@@ -88,7 +89,8 @@ def export_map(
         streets=outlines["street"],
         incidents=maps.incident_collection(open_cases, lights=lights, detail=True),
         panels=panels,
-        title=f"网格地图 gridmap · {edition}",
+        title=f"{language.gettext('gridmap', lang)} · {edition}",
+        lang=lang,
         generated_at=now.isoformat(timespec="minutes"),
     )
     summary = (

@@ -18,10 +18,24 @@
   window.__editorReady = false;
   window.__editorMap = map; // a seam for browser tests: pixels of a vertex come from the map
   window.__editorBusy = 0;
+  // The page's language: msgids are English; the page hands their translations to the script.
+  const TEXT = JSON.parse((document.getElementById("editor-text") || { textContent: "{}" }).textContent);
+  const LANG = document.documentElement.lang.startsWith("zh") ? "zh" : "en";
+  function t(msgid, values) {
+    let out = TEXT[msgid] || msgid;
+    for (const [k, v] of Object.entries(values || {})) out = out.split("{" + k + "}").join(String(v));
+    return out;
+  }
+  const KIND_LABELS = { gaps: "Gaps", overlaps: "Overlaps", outside_parent: "Outside the parent", invalid: "Invalid shapes", slivers: "Slivers", codes: "Code problems" };
 
   // Shared vertices must move together and a vertex added mid-edge would exist in one grid only, so the
   // middle markers are hidden and every drag is sent to the server as "move this vertex everywhere".
   map.pm.setGlobalOptions({ snappable: true, snapDistance: 12, allowSelfIntersection: false, hideMiddleMarkers: true });
+  if (map.pm.setLang) map.pm.setLang(LANG);
+  if (map.attributionControl) map.attributionControl.getContainer().setAttribute("translate", "no");
+  for (const [node, label] of [[map.zoomControl && map.zoomControl._zoomInButton, t("Zoom in")], [map.zoomControl && map.zoomControl._zoomOutButton, t("Zoom out")]]) {
+    if (node) { node.title = label; node.setAttribute("aria-label", label); }
+  }
 
   function say(text, bad = false) {
     messageBox.textContent = text;
@@ -34,7 +48,7 @@
       const response = await fetch(path, {
         method,
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrf },
+        headers: { "Content-Type": "application/json", Accept: "application/json", "Accept-Language": LANG, "X-CSRFToken": csrf },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const data = response.status === 204 ? null : await response.json();
@@ -146,7 +160,7 @@
       const changed = await call("POST", `${base}/move-vertex`, { from, to });
       showAll(changed.features);
       if (remember) record({ label: "move vertex", undo: () => moveVertex(to, from, false), redo: () => moveVertex(from, to, false) });
-      await afterEdit(`moved a vertex of ${changed.features.length} grid(s)`);
+      await afterEdit(t("moved a vertex of {n} grid(s)", { n: changed.features.length }));
     } catch (error) {
       await failed(error);
     }
@@ -161,7 +175,7 @@
       showGrid(saved);
       select(code, false);
       if (remember) record({ label: "attributes", undo: () => saveAttributes(code, before, false), redo: () => saveAttributes(code, values, false) });
-      await afterEdit(`saved ${code} (version ${saved.properties.version})`);
+      await afterEdit(t("saved {code} (version {version})", { code: code, version: saved.properties.version }));
     } catch (error) {
       await failed(error);
     }
@@ -183,7 +197,7 @@
           redo: async () => merged && split(merged, line, false),
         });
       }
-      await afterEdit(`split ${code} into ${codes.join(" and ")}`);
+      await afterEdit(t("split {code} into {codes}", { code: code, codes: codes.join(", ") }));
       return codes;
     } catch (error) {
       await failed(error);
@@ -197,8 +211,8 @@
       codes.forEach(removeGrid);
       showGrid(merged);
       selected = [];
-      if (remember) record({ label: "merge", undo: async () => say("a merge cannot be undone: split the grid again", true), redo: async () => {} });
-      await afterEdit(`merged into ${merged.properties.code}`);
+      if (remember) record({ label: "merge", undo: async () => say(t("a merge cannot be undone: split the grid again"), true), redo: async () => {} });
+      await afterEdit(t("merged into {code}", { code: merged.properties.code }));
       return merged.properties.code;
     } catch (error) {
       await failed(error);
@@ -212,7 +226,7 @@
       showGrid(added);
       const code = added.properties.code;
       if (remember) record({ label: "new grid", undo: () => deleteGrid(code, false), redo: () => addGrid(geometry, false) });
-      await afterEdit(`added ${code}`);
+      await afterEdit(t("added {code}", { code: code }));
     } catch (error) {
       await failed(error);
     }
@@ -227,7 +241,7 @@
       removeGrid(code);
       selected = [];
       if (remember) record({ label: "delete", undo: () => addGrid(feature.geometry, false), redo: async () => {} });
-      await afterEdit(`deleted ${code}`);
+      await afterEdit(t("deleted {code}", { code: code }));
     } catch (error) {
       await failed(error);
     }
@@ -246,7 +260,7 @@
         line.className = `finding count-${list.length}`;
         line.dataset.kind = kind;
         line.dataset.count = String(list.length);
-        line.textContent = `${kind}: ${list.length}`;
+        line.textContent = `${t(KIND_LABELS[kind])}: ${list.length}`;
         box.appendChild(line);
         for (const finding of list.slice(0, 10)) {
           const item = document.createElement("div");
@@ -261,7 +275,7 @@
       if (balance.outside_range) {
         const line = document.createElement("div");
         line.className = "finding";
-        line.textContent = `households outside the range: ${balance.outside_range.length}`;
+        line.textContent = t("households outside the range: {n}", { n: balance.outside_range.length });
         box.appendChild(line);
       }
       document.getElementById("audit-state").textContent = "";
@@ -281,11 +295,11 @@
       const a = report.balance.a.totals;
       const b = report.balance.b.totals;
       const lines = [
-        `grids: ${s.grids.a} → ${s.grids.b} (new ${s.new}, changed ${s.changed}, retired ${s.retired}, unchanged ${s.unchanged})`,
-        `households changing grid: ${s.households_moving}`,
-        `open cases changing grid: ${s.open_cases_moving}`,
-        `households per grid CV: ${a.cv} → ${b.cv}; max/min: ${a.max_min_ratio} → ${b.max_min_ratio}`,
-        `grids outside the households range: ${report.balance.a.outside_range} → ${report.balance.b.outside_range}`,
+        t("grids: {a} → {b} (new {new}, changed {changed}, retired {retired}, unchanged {unchanged})", { a: s.grids.a, b: s.grids.b, new: s.new, changed: s.changed, retired: s.retired, unchanged: s.unchanged }),
+        t("households changing grid: {n}", { n: s.households_moving }),
+        t("open cases changing grid: {n}", { n: s.open_cases_moving }),
+        t("households per grid CV: {a} → {b}; max/min: {c} → {d}", { a: a.cv, b: b.cv, c: a.max_min_ratio, d: b.max_min_ratio }),
+        t("grids outside the households range: {a} → {b}", { a: report.balance.a.outside_range, b: report.balance.b.outside_range }),
       ];
       box.replaceChildren(...lines.map((line) => {
         const div = document.createElement("div");
@@ -310,7 +324,7 @@
       const body = { waive };
       if (form.elements.valid_from.value) body.valid_from = form.elements.valid_from.value;
       const result = await call("POST", `${base}/activate`, body);
-      say(`${result.edition.name} is now current; ${result.incidents.moved} incident(s) changed grid`);
+      say(t("{name} is now current; {n} incident(s) changed grid", { name: result.edition.name, n: result.incidents.moved }));
       root.dataset.status = "current";
     } catch (error) {
       say(error.message, true);
@@ -318,7 +332,7 @@
       box.replaceChildren();
       for (const finding of (error.data && error.data.findings) || []) {
         const label = document.createElement("label");
-        label.textContent = `${finding.kind} ${finding.codes.join(", ")} (${finding.area_m2.toFixed(1)} m²) — waive because: `;
+        label.textContent = t("{kind} {codes} ({area} m²) — waive because: ", { kind: t(finding.kind), codes: finding.codes.join(", "), area: finding.area_m2.toFixed(1) });
         const input = document.createElement("input");
         input.dataset.finding = finding.id;
         label.appendChild(input);
@@ -339,24 +353,24 @@
   function wireTools() {
     document.getElementById("tool-vertices").addEventListener("click", (event) => {
       setMode(event.target);
-      say(vertexMode() ? "drag a vertex; grids sharing it move with it" : "");
+      say(vertexMode() ? t("drag a vertex; grids sharing it move with it") : "");
     });
     document.getElementById("tool-split").addEventListener("click", () => {
-      if (selected.length !== 1) return say("select one grid to split", true);
+      if (selected.length !== 1) return say(t("select one grid to split"), true);
       map.pm.enableDraw("Line", { snappable: true });
-      say("draw a line across the grid, from outside to outside; double-click to finish");
+      say(t("draw a line across the grid, from outside to outside; double-click to finish"));
     });
     document.getElementById("tool-merge").addEventListener("click", () => {
-      if (selected.length !== 2) return say("shift-click a second, neighbouring grid first", true);
+      if (selected.length !== 2) return say(t("shift-click a second, neighbouring grid first"), true);
       mergeCodes([...selected], true);
     });
     document.getElementById("tool-draw").addEventListener("click", () => {
       map.pm.enableDraw("Polygon", { snappable: true });
-      say("draw the new grid; snap to its neighbours' vertices");
+      say(t("draw the new grid; snap to its neighbours' vertices"));
     });
     document.getElementById("tool-delete").addEventListener("click", () => {
-      if (selected.length !== 1) return say("select one grid to delete", true);
-      if (window.confirm(`delete ${selected[0]}?`)) deleteGrid(selected[0], true);
+      if (selected.length !== 1) return say(t("select one grid to delete"), true);
+      if (window.confirm(t("delete {code}?", { code: selected[0] }))) deleteGrid(selected[0], true);
     });
     document.getElementById("undo").addEventListener("click", async () => {
       const step = undoStack.pop();
@@ -381,7 +395,7 @@
     });
     document.getElementById("attributes").addEventListener("submit", (event) => {
       event.preventDefault();
-      if (selected.length !== 1) return say("select one grid", true);
+      if (selected.length !== 1) return say(t("select one grid"), true);
       const form = event.target;
       const values = { name: form.elements.name.value, kind: form.elements.kind.value };
       for (const key of ["households", "population", "staff"]) {

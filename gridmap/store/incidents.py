@@ -168,6 +168,7 @@ class IncidentStore(StoreBase):
         statuses: Sequence[str] | None = None,
         grid_code: str | None = None,
         community_code: str | None = None,
+        street_code: str | None = None,
         category_code: str | None = None,
         source: str | None = None,
         reported_from: dt.datetime | None = None,
@@ -189,6 +190,7 @@ class IncidentStore(StoreBase):
         for column, value in (
             (c.grid_code, grid_code),
             (c.community_code, community_code),
+            (c.street_code, street_code),
             (c.category_code, category_code),
             (c.source, source),
         ):
@@ -254,6 +256,32 @@ class IncidentStore(StoreBase):
         fields = self.MAP_INCIDENT_FIELDS
         return [
             dict(zip(fields, (*row[:9], _datetime(row[9]), _datetime(row[10]), bool(row[11])), strict=True))
+            for row in rows
+        ]
+
+    # ---- indicators: the few columns the dashboard counts --------------------------------------------------
+    FACT_FIELDS = (
+        "id", "status", "grid_code", "community_code", "street_code", "category_code", "source", "assignee",
+        "rework_count", "reported_at", "deadline", "closed_at",
+    )  # fmt: skip
+
+    def incident_facts(self) -> list[dict]:
+        """Return FACT_FIELDS of every incident, by id: what indicators are computed from."""
+        c = t.incidents.c
+        query = sa.select(*(c[f] for f in self.FACT_FIELDS)).order_by(c.id)
+        with self._connect() as conn:
+            # 50,000 rows: the driver's own cursor skips SQLAlchemy's row objects (half the time), and SQLite's
+            # time text is parsed by datetime.fromisoformat (C), as in map_incidents.
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            cursor = conn.connection.cursor()
+            try:
+                cursor.execute(sql)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+        fields = self.FACT_FIELDS
+        return [
+            dict(zip(fields, (*row[:9], _datetime(row[9]), _datetime(row[10]), _datetime(row[11])), strict=True))
             for row in rows
         ]
 

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.errors import GridmapError
 from gridmap.store import Store
+from gridmap.web import i18n
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         audit_views,
         auth,
         case_views,
+        dashboard,
+        export_views,
         geocode_views,
-        i18n,
         map_views,
         ogc,
         open311,
@@ -79,9 +81,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gridmap_error_bodies"] = {"/ogc": ogc.error_response, "/open311/": open311.error_response}
     app.register_blueprint(report_views.blueprint)
     app.register_blueprint(attachment_views.blueprint)
-
+    app.register_blueprint(export_views.blueprint)
+    app.register_blueprint(dashboard.blueprint)
     _register_error_mapper(app)
     return app
+
+
+_HTTP_MESSAGES = {
+    404: "there is nothing at {path}",
+    405: "{path} does not take a {method} request",
+    413: "the request is too large",
+}
 
 
 def _wants_json() -> bool:
@@ -92,6 +102,8 @@ def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
     def respond(status: int, message: str, extra: dict | None = None):
+        # Every message is written in English; the reader gets it in their language (web/i18n.message).
+        message = i18n.message(message) or message
         for prefix, body in app.extensions.get("gridmap_error_bodies", {}).items():
             if request.path == prefix.rstrip("/") or request.path.startswith(prefix.rstrip("/") + "/"):
                 return body(status, message)
@@ -108,7 +120,10 @@ def _register_error_mapper(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):
-        return respond(exc.code or 500, exc.description or exc.name)
+        status = exc.code or 500
+        # Werkzeug's own descriptions are long and English-only; the common ones get gridmap's wording.
+        text = _HTTP_MESSAGES.get(status, exc.description or exc.name)
+        return respond(status, text.format(method=request.method, path=request.path))
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

@@ -26,7 +26,7 @@ def init_auth(app: Flask) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
     csrf.init_app(app)
     app.before_request(_load_user)
-    app.context_processor(lambda: {"current_user": current_user()})
+    app.context_processor(lambda: {"current_user": current_user(), "role_labels": people.ROLE_LABELS})
     app.register_blueprint(blueprint)
 
 

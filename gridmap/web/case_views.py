@@ -25,6 +25,7 @@ from gridmap.errors import InvalidInput
 from gridmap.store import Store
 from gridmap.web import attachment_views
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.i18n import current_language
 from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
 
 blueprint = Blueprint("case", __name__)
@@ -141,6 +142,7 @@ def _filters() -> dict:
         "statuses": [s.strip() for s in statuses] or None,
         "grid_code": request.args.get("grid") or None,
         "community_code": request.args.get("community") or None,
+        "street_code": request.args.get("street") or None,
         "category_code": request.args.get("category") or None,
         "source": request.args.get("source") or None,
         "reported_from": _moment("from"),
@@ -149,6 +151,25 @@ def _filters() -> dict:
         "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
         "review": (request.args.get("review") or "").lower() in ("1", "true", "yes", "on"),
     }
+
+
+def stat_filters() -> dict:
+    """Read the filters /api/stats, the dashboard and the indicator export share (besides from/to)."""
+    return {
+        "grid_code": request.args.get("grid") or None,
+        "community_code": request.args.get("community") or None,
+        "street_code": request.args.get("street") or None,
+        "category_code": request.args.get("category") or None,
+        "source": request.args.get("source") or None,
+    }
+
+
+def period() -> tuple[dt.datetime | None, dt.datetime | None]:
+    """Read ?from= and ?to= (a date as `to` includes that whole day); refuse a period that ends before it starts."""
+    start, end = _moment("from"), _moment("to", end=True)
+    if start and end and end <= start:
+        raise InvalidInput("to is before from: give a period that ends after it starts")
+    return start, end
 
 
 def _page(now: dt.datetime) -> tuple[list[dict], str | None]:
@@ -235,13 +256,15 @@ def list_categories():
 @blueprint.get("/api/stats")
 @require_user()
 def get_stats():
-    """Return the indicators of the cases in the caller's scope: ?by=grid|community|…&from=&to=."""
+    """Return the indicators of the cases in the caller's scope: ?by=&from=&to=&street=&community=&category=&source=."""
+    start, end = period()
     result = cases.stats(
         _store(),
         user=current_user(),
         by=request.args.get("by") or "total",
-        reported_from=_moment("from"),
-        reported_to=_moment("to", end=True),
+        reported_from=start,
+        reported_to=end,
+        **stat_filters(),
     )
     return jsonify(result)
 
@@ -263,6 +286,7 @@ def case_list():
         statuses=cases.STATUSES,
         categories=cases.load_categories(),
         names=_names(),
+        category_names=category_names(),
     )
 
 
@@ -277,6 +301,7 @@ def case_page(incident_id: int):
         gallery=attachment_views.gallery(incident),
         after_photo=cases.needs_after_photo(incident.get("category_code")),
         names=_names(),
+        category_names=category_names(),
     )
 
 
@@ -303,11 +328,18 @@ def _names() -> dict:
     return {"status": STATUS_NAMES, "action": ACTION_NAMES, "level": LEVEL_NAMES, "light": LIGHT_NAMES}
 
 
+def category_names() -> dict[str, str]:
+    """Return code → category name in the page's language."""
+    key = "name" if current_language() == "zh" else "name_en"
+    return {c["code"]: c[key] for c in cases.load_categories()}
+
+
 # ---- OpenAPI: the case endpoints ----------------------------------------------------------------------
 _CASE_FILTERS = [
     query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
     query("grid", "Grid code"),
     query("community", "Community code"),
+    query("street", "Street code"),
     query("category", "4-digit category code"),
     query("source", "Source: " + ", ".join(cases.SOURCES)),
     query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
@@ -381,6 +413,11 @@ OPENAPI_PATHS: dict[str, dict] = {
                 query("by", "Group by: " + ", ".join(cases.GROUPS)),
                 query("from", "Reported on or after"),
                 query("to", "Reported before (a date includes that day)"),
+                query("grid", "Grid code"),
+                query("community", "Community code"),
+                query("street", "Street code"),
+                query("category", "4-digit category code"),
+                query("source", "Source: " + ", ".join(cases.SOURCES)),
             ],
             "responses": {"200": OK, **ERRORS},
         }

@@ -1,75 +1,93 @@
 """One language per page: Chinese by default, English when chosen (`?lang=en`, remembered in the session).
 
-Flask-Babel with the catalogues in gridmap/translations, compiled from their .po files at start-up so no
-binary .mo is committed.
+Flask-Babel with the catalogues in gridmap/translations (compiled from their .po files at start-up, so no
+binary .mo is committed; see `gridmap.language`). The API answers in the language of `?lang=` or the
+request's Accept-Language, and in English (the language messages are written in) when neither says.
+
+The one place messages become the reader's language: `message()` translates any finished English message
+(errors included) with the catalogue's pattern entries; the error mapper calls it for every error, so a new
+error message needs only its catalogue entry.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from urllib.parse import urlencode
 
 from flask import Flask, request, session
 from flask_babel import Babel, get_locale
 
-LANGUAGES = ("zh", "en")
-TRANSLATIONS = Path(__file__).resolve().parents[1] / "translations"
+from gridmap import language
+from gridmap.language import LANGUAGES, TRANSLATIONS, compiled_translations
+
+__all__ = [
+    "LANGUAGES",
+    "TRANSLATIONS",
+    "compiled_translations",
+    "current_language",
+    "init_i18n",
+    "message",
+    "script_text",
+]
 
 
-def compiled_translations(source: Path = TRANSLATIONS) -> Path:
-    """Compile the .po catalogues into a directory of .mo files (kept per content, shared by processes)."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import read_po
-
-    catalogues = sorted(source.glob("*/LC_MESSAGES/*.po"))
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in catalogues)).hexdigest()[:16]
-    target = Path(tempfile.gettempdir()) / f"gridmap-translations-{digest}"
-    if target.exists():
-        return target
-    building = Path(tempfile.mkdtemp(prefix="gridmap-translations-"))
-    for po in catalogues:
-        mo = building / po.relative_to(source).with_suffix(".mo")
-        mo.parent.mkdir(parents=True, exist_ok=True)
-        with po.open("rb") as handle:
-            catalogue = read_po(handle)
-        with mo.open("wb") as handle:
-            write_mo(handle, catalogue)
-    try:
-        os.rename(building, target)  # atomic: another process may have finished first, which is as good
-    except OSError:
-        shutil.rmtree(building, ignore_errors=True)
-    return target
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
 
 
 def _select_locale() -> str:
     wanted = request.args.get("lang")
     if wanted in LANGUAGES:
         return wanted
-    return session.get("lang") if session.get("lang") in LANGUAGES else LANGUAGES[0]
+    if _is_api():
+        # Programs say what they read with Accept-Language; without it they get the messages as written.
+        best = request.accept_languages.best_match(LANGUAGES)
+        return best or language.SOURCE_LANGUAGE
+    return session.get("lang") if session.get("lang") in LANGUAGES else language.DEFAULT_LANGUAGE
 
 
 def _remember_language() -> None:
     wanted = request.args.get("lang")
-    if wanted in LANGUAGES and request.method == "GET":
+    if wanted in LANGUAGES and request.method == "GET" and not _is_api():
         session["lang"] = wanted
+
+
+def current_language() -> str:
+    """Return the language of this request's page or answer."""
+    return str(get_locale() or language.DEFAULT_LANGUAGE)
+
+
+def message(text: str | None) -> str | None:
+    """Translate a finished English message (an error, an audit finding) into this request's language."""
+    return language.translate(text, current_language())
+
+
+def script_text(messages) -> dict[str, str]:
+    """Return msgid → translation of the strings a page's script shows, for this request's language."""
+    return language.text_table(messages, current_language())
 
 
 def _language_links() -> dict:
     links = {code: f"{request.path}?{urlencode({**request.args, 'lang': code})}" for code in LANGUAGES}
-    return {"current_language": str(get_locale() or LANGUAGES[0]), "language_links": links}
+    return {"current_language": current_language(), "language_links": links, "standalone": False}
 
 
 def init_i18n(app: Flask) -> None:
-    """Attach Flask-Babel, the language memory and the language switch links to the app."""
+    """Attach Flask-Babel, the language memory, the language switch links and the `tr` filter to the app."""
     Babel(
         app,
         locale_selector=_select_locale,
-        default_locale=LANGUAGES[0],
+        default_locale=language.DEFAULT_LANGUAGE,
         default_translation_directories=str(compiled_translations()),
     )
     app.before_request(_remember_language)
     app.context_processor(_language_links)
+    app.add_template_filter(message, "tr")
+    app.add_template_filter(lambda kind: language.kind_label(kind, current_language()), "kind")
+
+    @app.after_request
+    def _content_language(response):
+        response.headers.setdefault("Content-Language", current_language())
+        vary = response.headers.get("Vary", "")
+        if _is_api() and "Accept-Language" not in vary:
+            response.headers["Vary"] = f"{vary}, Accept-Language" if vary else "Accept-Language"
+        return response

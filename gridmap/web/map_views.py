@@ -20,11 +20,12 @@ from collections import OrderedDict, defaultdict
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
+from flask_babel import gettext as _
 
 from gridmap import assets, maps, people
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
-from gridmap.web import attachment_views
+from gridmap.web import attachment_views, i18n
 from gridmap.web.auth import current_user, require_user
 
 blueprint = Blueprint("maps", __name__)
@@ -225,8 +226,11 @@ def map_page():
     crs = chosen["crs"] if chosen else "wgs84"
     if edition:
         _warm_up(edition, crs)
-    bounds = _areas(edition, "grid", maps.SIMPLIFY_ZOOMS[-1], crs)[3] if edition else None
     user = current_user()
+    bounds = _areas(edition, "grid", maps.SIMPLIFY_ZOOMS[-1], crs)[3] if edition else None
+    if edition and not user.sees_all_areas:
+        # A grid worker opens the map on their own grids, a supervisor on their community or street.
+        bounds = _scope_bounds(edition, user) or bounds
     from gridmap import incidents as incident_rules
 
     api = request.script_root + "/api/map"
@@ -254,13 +258,19 @@ def map_page():
         "statuses": _statuses(),
         "categories": _categories(),
         "sources": list(incident_rules.SOURCES),
+        "source_labels": _source_labels(),
+        "role_labels": people.ROLE_LABELS,
+        "text": i18n.script_text(maps.PAGE_TEXT),
+        "language": i18n.current_language(),
+        "language_links": _language_links(),
+        "dashboard_url": "/dashboard",
         "simplify_zooms": list(maps.SIMPLIFY_ZOOMS),
         "max_simplified_zoom": maps.MAX_SIMPLIFIED_ZOOM,
         "home_url": "/",
         "cases_url": "/cases",
         "user": {"name": user.name, "role": user.role},
     }
-    title = f"网格地图 gridmap · {edition or '—'}"
+    title = f"{_('gridmap')} · {edition or '—'}"
     # folium takes ~0.2 s to render the page; it only changes with what goes into it.
     key = ("page", maps.to_json(config), title, tuple(bounds or ()))
     html = _cache().get(key, lambda: maps.build_map(bounds=bounds, config=config, title=title))
@@ -284,6 +294,30 @@ def _warm_up(edition: str, crs: str) -> None:
     threading.Thread(target=run, name="gridmap-map-warm-up", daemon=True).start()
 
 
+def _language_links() -> dict[str, str]:
+    return {code: f"{request.path}?{urlencode({**request.args, 'lang': code})}" for code in i18n.LANGUAGES}
+
+
+def _scope_bounds(edition: str, user: people.User) -> list[float] | None:
+    """Return the bounds of the grids in a user's scope (None when none of them is in the edition); cached."""
+    store = _store()
+    key = ("scope-bounds", store.describe(), edition, store.edition_fingerprint(edition), user.areas)
+
+    def compute():
+        frame = store.areas(edition, "grid")
+        visible = _grid_visible(user, _parents(edition))
+        keep = [visible(code, parent) for code, parent in zip(frame["code"], frame["parent_code"], strict=True)]
+        return maps.frame_bounds(frame[keep]) if any(keep) else None
+
+    return _cache().get(key, compute)
+
+
+def _source_labels() -> dict[str, str]:
+    from gridmap import cases
+
+    return cases.SOURCE_LABELS
+
+
 def _statuses() -> list[str]:
     from gridmap import cases
 
@@ -294,7 +328,8 @@ def _categories() -> list[dict]:
     """Return the category choices of the filter: the case module's table."""
     from gridmap import cases
 
-    return [{"code": row["code"], "label": f"{row['code']} {row['name']}"} for row in cases.load_categories()]
+    key = "name" if i18n.current_language() == "zh" else "name_en"
+    return [{"code": row["code"], "label": f"{row['code']} {row[key]}"} for row in cases.load_categories()]
 
 
 def _calendar():

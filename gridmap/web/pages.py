@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template
 
 from gridmap.store import Store
 
@@ -41,3 +43,10 @@ def index():
     return render_template(
         "index.html", edition=edition, streets=streets, totals=totals, editions=store.list_editions()
     )
+
+
+@blueprint.get("/favicon.ico")
+def favicon():
+    """The site's icon (an SVG: every browser that runs the map shows it, whatever the name)."""
+    icon = Path(current_app.static_folder) / "favicon.svg"
+    return Response(icon.read_bytes(), mimetype="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"})

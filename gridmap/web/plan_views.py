@@ -14,10 +14,49 @@ from gridmap import drafts
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.i18n import script_text
 from gridmap.web.openapi import ERRORS, OK
 
 blueprint = Blueprint("plans", __name__)
 EDITORS = ("admin", "planner")
+# Every string the editor's script shows (static/editor.js), as English msgids.
+EDITOR_TEXT = (
+    "moved a vertex of {n} grid(s)",
+    "saved {code} (version {version})",
+    "split {code} into {codes}",
+    "a merge cannot be undone: split the grid again",
+    "merged into {code}",
+    "added {code}",
+    "deleted {code}",
+    "households outside the range: {n}",
+    "grids: {a} → {b} (new {new}, changed {changed}, retired {retired}, unchanged {unchanged})",
+    "households changing grid: {n}",
+    "open cases changing grid: {n}",
+    "households per grid CV: {a} → {b}; max/min: {c} → {d}",
+    "grids outside the households range: {a} → {b}",
+    "{name} is now current; {n} incident(s) changed grid",
+    "{kind} {codes} ({area} m²) — waive because: ",
+    "drag a vertex; grids sharing it move with it",
+    "select one grid to split",
+    "draw a line across the grid, from outside to outside; double-click to finish",
+    "shift-click a second, neighbouring grid first",
+    "draw the new grid; snap to its neighbours' vertices",
+    "select one grid to delete",
+    "delete {code}?",
+    "select one grid",
+    "Zoom in",
+    "Zoom out",
+    "Gaps",
+    "Overlaps",
+    "Outside the parent",
+    "Invalid shapes",
+    "Slivers",
+    "Code problems",
+    "gap",
+    "overlap",
+    "duplicate",
+    "containment",
+)
 VIEWERS = (*EDITORS, "supervisor")
 
 
@@ -151,7 +190,11 @@ def editor_page(name: str):
     can_edit = current_user().role in EDITORS and edition.status == "draft"
     current = _store().current_edition()
     return render_template(
-        "editor.html", edition=edition, can_edit=can_edit, current_name=current.name if current else None
+        "editor.html",
+        edition=edition,
+        can_edit=can_edit,
+        current_name=current.name if current else None,
+        editor_text=script_text(EDITOR_TEXT),
     )
 
 
