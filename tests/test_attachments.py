@@ -546,20 +546,23 @@ def test_an_older_database_gets_the_attachments_table_and_keeps_its_cases(databa
     import sqlalchemy as sa
     from alembic import command
 
+    from alembic.script import ScriptDirectory
+
     store = Store.open(database_url, create_schema=False)
+    before = ScriptDirectory.from_config(store._alembic_config()).get_revision("0008").down_revision
     with store.transaction() as conn:
         conn.execute(sa.text("DROP TABLE attachments"))
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0004'"))
-    assert store.schema_revision() == "0004"
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = :before"), {"before": before})
+    assert store.schema_revision() == before
     store.add_incidents([{"source": "web", "title": "旧案件", "reported_at": dt.datetime(2026, 1, 5, 9)}])
     store.close()
     upgraded = Store.open(database_url)
-    assert upgraded.schema_revision() == "0008"
+    assert upgraded.schema_revision() == upgraded.head_revision()
     counts = upgraded.table_counts()
     assert counts["incidents"] == 1 and counts["incident_history"] == 1 and counts["attachments"] == 0
     config = upgraded._alembic_config()
     with upgraded.transaction() as conn:  # and back down, for a rollback of the release
         config.attributes["connection"] = conn
-        command.downgrade(config, "0004")
+        command.downgrade(config, before)
     assert "attachments" not in sa.inspect(upgraded.engine).get_table_names()
     upgraded.close()
