@@ -27,7 +27,11 @@ from gridmap.boundaries.problems import Problem, refused, warning
 from gridmap.errors import InvalidInput
 
 MAX_TURN_DEG = 5.0  # largest angle a densified curve turns between two vertices
-_MAX_STEPS = 720  # per curve segment: a full circle at half a degree
+# ... and the farthest a chord may stray from its arc, in the units of the CRS: 1 cm in a projected CRS, about as
+# much in degrees. A 5° chord of a 600 m radius strays 0.57 m and drops 0.13 % of a circle's area; 1 cm keeps a
+# courtyard of 60 m radius within 0.03 % of what ArcGIS's Shape_Area says, a grid with curved sides within 0.01 %.
+MAX_DEVIATION = {"projected": 0.01, "geographic": 1e-7}
+_MAX_STEPS = 1440  # per curve segment: a full circle at a quarter of a degree
 
 
 @dataclass
@@ -76,6 +80,8 @@ def read_esrijson(path: Path, document: dict) -> EsriFeatures:
     fields_ = [f for f in document.get("fields") or [] if isinstance(f, dict) and f.get("name")]
     names = [f["name"] for f in fields_]
     aliases = {f["alias"]: f["name"] for f in fields_ if f.get("alias") and f["alias"] != f["name"]}
+    crs = spatial_reference(reference, name)
+    deviation = None if crs is None else MAX_DEVIATION["projected" if crs.is_projected else "geographic"]
     rows, geometries, problems, notes = [], [], [], []
     for index, feature in enumerate(features):
         if not isinstance(feature, dict):
@@ -86,7 +92,7 @@ def read_esrijson(path: Path, document: dict) -> EsriFeatures:
         rows.append(attributes)
         names += [key for key in attributes if key not in names]
         try:
-            geometry, orientation_note = polygon_from_esri(feature.get("geometry"))
+            geometry, orientation_note = polygon_from_esri(feature.get("geometry"), deviation)
         except RingError as exc:
             problems.append(refused(exc.reason, str(exc), feature=index + 1))
             geometry = None
@@ -103,7 +109,7 @@ def read_esrijson(path: Path, document: dict) -> EsriFeatures:
             )
         )
     columns = {column: [row.get(column) for row in rows] for column in names}
-    return EsriFeatures(columns, geometries, spatial_reference(reference, name), aliases, problems, notes)
+    return EsriFeatures(columns, geometries, crs, aliases, problems, notes)
 
 
 def spatial_reference(reference, filename: str) -> CRS | None:
@@ -142,8 +148,11 @@ class RingError(ValueError):
         self.reason = reason
 
 
-def polygon_from_esri(geometry) -> tuple[shapely.Geometry | None, str | None]:
-    """Return the (multi)polygon of an Esri polygon geometry, and a note when its rings turn the wrong way."""
+def polygon_from_esri(geometry, deviation: float | None = None) -> tuple[shapely.Geometry | None, str | None]:
+    """Return the (multi)polygon of an Esri polygon geometry, and a note when its rings turn the wrong way.
+
+    Curves are densified in steps of at most 5° that stray at most `deviation` (CRS units) from the curve.
+    """
     if geometry is None:
         return None, None
     if not isinstance(geometry, dict):
@@ -156,7 +165,7 @@ def polygon_from_esri(geometry) -> tuple[shapely.Geometry | None, str | None]:
         raise RingError("its rings are not a list")
     if not rings:
         return None, None
-    coordinates = [_ring(ring, k + 1) for k, ring in enumerate(rings)]
+    coordinates = [_ring(ring, k + 1, deviation) for k, ring in enumerate(rings)]
     return _assemble(coordinates)
 
 
@@ -170,13 +179,13 @@ def _point(value, ring: int, vertex: int) -> tuple[float, float]:
     return x, y
 
 
-def _ring(ring, number: int) -> list[tuple[float, float]]:
+def _ring(ring, number: int, deviation: float | None) -> list[tuple[float, float]]:
     if not isinstance(ring, list) or not ring:
         raise RingError(f"ring {number} is empty or not a list")
     points = [_point(ring[0], number, 1)]
     for k, segment in enumerate(ring[1:], start=2):
         if isinstance(segment, dict):
-            points += _curve(points[-1], segment, number, k)
+            points += _curve(points[-1], segment, number, k, deviation)
         else:
             points.append(_point(segment, number, k))
     if points[0] != points[-1]:
@@ -186,12 +195,12 @@ def _ring(ring, number: int) -> list[tuple[float, float]]:
     return points
 
 
-def _curve(start: tuple[float, float], segment: dict, ring: int, vertex: int) -> list[tuple[float, float]]:
+def _curve(start: tuple[float, float], segment: dict, ring: int, vertex: int, deviation: float | None) -> list:
     """Return the points after `start` up to and including the curve's end point."""
     try:
         if "c" in segment:
             end, interior = _point(segment["c"][0], ring, vertex), _point(segment["c"][1], ring, vertex)
-            return _canonical(start, end, lambda s, e, flip: _circular_arc(s, interior, e))
+            return _canonical(start, end, lambda s, e, flip: _circular_arc(s, interior, e, deviation))
         if "a" in segment:
             values = segment["a"]
             end, centre = _point(values[0], ring, vertex), _point(values[1], ring, vertex)
@@ -200,7 +209,7 @@ def _curve(start: tuple[float, float], segment: dict, ring: int, vertex: int) ->
             return _canonical(
                 start,
                 end,
-                lambda s, e, flip: _elliptic_arc(s, e, centre, clockwise != flip, rotation, axis, ratio),
+                lambda s, e, flip: _elliptic_arc(s, e, centre, clockwise != flip, (rotation, axis, ratio), deviation),
             )
         if "b" in segment:
             end, c1, c2 = (_point(p, ring, vertex) for p in segment["b"][:3])
@@ -224,17 +233,21 @@ def _canonical(start, end, densify) -> list[tuple[float, float]]:
     return [*densify(start, end, False)[:-1], end]
 
 
-def _steps(sweep: float) -> int:
-    return max(1, min(_MAX_STEPS, math.ceil(abs(sweep) / math.radians(MAX_TURN_DEG) - 1e-9)))
+def _steps(sweep: float, radius: float | None = None, deviation: float | None = None) -> int:
+    """Return how many chords a curve turning `sweep` radians needs: ≤ 5° each, straying ≤ `deviation`."""
+    step = math.radians(MAX_TURN_DEG)
+    if radius and deviation and deviation < radius:
+        step = min(step, 2 * math.acos(1 - deviation / radius))
+    return max(1, min(_MAX_STEPS, math.ceil(abs(sweep) / step - 1e-9)))
 
 
-def _circular_arc(start, interior, end) -> list[tuple[float, float]]:
+def _circular_arc(start, interior, end, deviation: float | None) -> list[tuple[float, float]]:
     (ax, ay), (bx, by), (cx, cy) = start, interior, end
     if start == end:  # a full circle: the interior point is opposite the start
         ox, oy = (ax + bx) / 2, (ay + by) / 2
         radius = math.hypot(ax - ox, ay - oy)
         a0 = math.atan2(ay - oy, ax - ox)
-        return [*_on_circle((ox, oy), radius, a0, 2 * math.pi), end]
+        return [*_on_circle((ox, oy), radius, a0, 2 * math.pi, deviation), end]
     # Relative to the start point, for precision with large projected coordinates.
     bx, by, cx, cy = bx - ax, by - ay, cx - ax, cy - ay
     d = 2 * (bx * cy - by * cx)
@@ -249,23 +262,22 @@ def _circular_arc(start, interior, end) -> list[tuple[float, float]]:
     to_end = (math.atan2(cy - uy, cx - ux) - a0) % (2 * math.pi)
     to_interior = (math.atan2(by - uy, bx - ux) - a0) % (2 * math.pi)
     sweep = to_end if to_interior < to_end else to_end - 2 * math.pi
-    return [*_on_circle(centre, radius, a0, sweep), end]
+    return [*_on_circle(centre, radius, a0, sweep, deviation), end]
 
 
-def _on_circle(centre, radius: float, a0: float, sweep: float) -> list[tuple[float, float]]:
-    n = _steps(sweep)
+def _on_circle(centre, radius: float, a0: float, sweep: float, deviation: float | None) -> list[tuple[float, float]]:
+    n = _steps(sweep, radius, deviation)
     angles = a0 + sweep * np.arange(1, n) / n
     xs, ys = centre[0] + radius * np.cos(angles), centre[1] + radius * np.sin(angles)
     return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
-def _elliptic_arc(start, end, centre, clockwise: bool, rotation: float, axis, ratio: float) -> list:
+def _elliptic_arc(start, end, centre, clockwise: bool, shape: tuple, deviation: float | None) -> list:
     # Esri gives the rotation of the major axis in radians, counter-clockwise from the x axis.
+    rotation, axis, ratio = shape
     cos_r, sin_r = math.cos(rotation), math.sin(rotation)
     if axis is None:  # the old circular form: the radius is the distance from the centre
-        axis = (
-            math.hypot(start[0] - centre[0], start[1] - centre[1]) + math.hypot(end[0] - centre[0], end[1] - centre[1])
-        ) / 2
+        axis = (math.dist(start, centre) + math.dist(end, centre)) / 2
         ratio = 1.0
     if not axis > 0 or not ratio > 0:
         raise RingError(f"an elliptic arc with axis {axis} and ratio {ratio}", "curve")
@@ -279,7 +291,7 @@ def _elliptic_arc(start, end, centre, clockwise: bool, rotation: float, axis, ra
     sweep = 2 * math.pi if start == end else (t1 - t0) % (2 * math.pi)
     if clockwise:
         sweep = sweep - 2 * math.pi if sweep > 0 else -2 * math.pi
-    n = _steps(sweep)
+    n = _steps(sweep, axis * min(ratio, 1.0) ** 2, deviation)  # b²/a: the tightest curvature of the ellipse
     t = t0 + sweep * np.arange(1, n) / n
     u, v = axis * np.cos(t), axis * ratio * np.sin(t)
     xs, ys = centre[0] + u * cos_r - v * sin_r, centre[1] + u * sin_r + v * cos_r

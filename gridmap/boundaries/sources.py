@@ -100,7 +100,7 @@ def parse_crs(text: str) -> SourceCRS:
     candidate = given
     if given.isdigit():
         candidate = f"EPSG:{given}"
-    elif given.lower().endswith(".prj") or (len(given) < 4096 and "\n" not in given and Path(given).is_file()):
+    elif given.lower().endswith(".prj") or _names_a_file(given):
         path = Path(given)
         if not path.is_file():
             raise InvalidInput(f"--crs {given!r}: no such .prj file")
@@ -117,6 +117,15 @@ def parse_crs(text: str) -> SourceCRS:
             "CGCS2000 / 3-degree Gauss–Krüger CM 117E), a PROJ string, WKT, the path of a .prj file, or one of "
             "wgs84, cgcs2000, gcj02, bd09"
         ) from exc
+
+
+def _names_a_file(text: str) -> bool:
+    if any(mark in text for mark in ("[", "=", "\n")):
+        return False  # WKT or a PROJ string
+    try:
+        return Path(text).is_file()
+    except OSError:
+        return False
 
 
 def _declared_crs(declared, filename: str) -> CRS | None:
