@@ -7,20 +7,18 @@ fixture's finely sampled curves, pyproj's geodesic area), never from gridmap's o
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import json
 
 import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
 from click.testing import CliRunner
-from fixtures.esri import COMMUNITIES, COMMUNITY_NAMES, LOCAL_WKT, curved_grids, write_esrijson
+from fixtures.esri import COMMUNITY_NAMES, LOCAL_WKT, curved_grids, write_esrijson
 from fixtures.files import STREET, STREET_NAME, bow_tie, grids_only, shift_rows, write_frame
 from fixtures.tilings import false_gap_district, geodesic_area_m2
 from geodata import COMMUNITIES as TINY_COMMUNITIES
-from geodata import GRIDS, STREET as TINY_STREET
-from geodata import load_district, write_geojson
+from geodata import GRIDS, load_district, write_geojson
+from geodata import STREET as TINY_STREET
 from pyproj import CRS, Transformer
 from shapely.geometry import box
 
@@ -75,8 +73,9 @@ def test_the_cli_lists_both_writes_the_report_and_exits_non_zero(cli, tmp_path):
     _rows, path = broken_1300(tmp_path)
     report = tmp_path / "report.csv"
     args = ["--code-field", "网格编码", "--name-field", "网格名称", "--parent-field", "社区编码"]
-    result = cli("load-boundaries", str(path), "--level", "grid", *args, "--create-parents", "--commit",
-                 "--report", str(report))
+    result = cli(
+        "load-boundaries", str(path), "--level", "grid", *args, "--create-parents", "--commit", "--report", str(report)
+    )
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "feature 77 (code 120104003001077 学府1社区第77网格): invalid geometry: Self-intersection" in result.output
     assert "feature 179 (code 120104003001006 学府2社区第79网格): duplicate code 120104003001006" in result.output
@@ -97,8 +96,14 @@ def test_after_fixing_both_the_file_loads_with_its_communities_and_street(store,
     rows[178] = grids_only()[178]
     path = write_geojson(tmp_path / "fixed.geojson", rows)
     plan = boundaries.plan_import(
-        store, path, level="grid", create_parents=True, fix_invalid=True,
-        community_name_field="社区名称", street_name_field="街道名称", **GRID_FIELDS
+        store,
+        path,
+        level="grid",
+        create_parents=True,
+        fix_invalid=True,
+        community_name_field="社区名称",
+        street_name_field="街道名称",
+        **GRID_FIELDS,
     )
     assert plan.counts() == {"street": 1, "community": 13, "grid": 1300}
     assert [p.feature for p in plan.repairs] == [77]
@@ -187,7 +192,7 @@ def test_a_grid_in_germany_loaded_into_a_tianjin_community_is_refused_unless_all
     assert "outside_parent" in {w.reason for w in plan.warnings}
 
 
-# ---- encodings --------------------------------------------------------------------------------------------------------
+# ---- encodings ---------------------------------------------------------------------------------------------------
 def test_a_gbk_shapefile_whose_cpg_says_utf8_loads_with_the_right_names(store, tmp_path):
     path = write_frame(tmp_path / "streets.shp", [TINY_STREET], encoding="GBK")
     path.with_suffix(".cpg").write_text("UTF-8")
@@ -203,7 +208,7 @@ def test_a_shapefile_in_neither_utf8_nor_gbk_is_refused_clearly(store, tmp_path)
     dbf = path.with_suffix(".dbf")
     name = TINY_STREET["name"].encode("utf-8")
     dbf.write_bytes(dbf.read_bytes().replace(name, b"\xff" * len(name)))  # bytes no Chinese encoding has
-    with pytest.raises(InvalidInput, match="streets.cpg says 'UTF-8' but the attributes of streets.dbf are neither"):
+    with pytest.raises(InvalidInput, match=r"streets\.cpg says 'UTF-8' but the attributes of streets\.dbf are neither"):
         boundaries.plan_import(store, path, level="street")
 
 
@@ -215,8 +220,13 @@ def test_esri_json_with_curve_rings_in_a_local_gauss_kruger_crs_loads_within_0_2
     built = curved_grids()
     path = write_esrijson(tmp_path / "grids.json", built["document"])
     plan = boundaries.plan_import(
-        store, path, level="grid", create_parents=True, community_name_field="SQMC", street_name_field="JDMC",
-        **ESRI_FIELDS
+        store,
+        path,
+        level="grid",
+        create_parents=True,
+        community_name_field="SQMC",
+        street_name_field="JDMC",
+        **ESRI_FIELDS,
     )
     assert plan.counts() == {"street": 1, "community": 2, "grid": 120}
     assert plan.source.startswith("Tianjin_Local_GK_2000 (the file)")
@@ -281,10 +291,13 @@ def test_esri_json_features_that_cannot_be_read_are_refused_naming_why(store, tm
     offset = {"rings", "curveRings"} & set(geometry)
     for key in offset:  # move the unit squares to Nankai (degrees) so only the named problem remains
         geometry = {key: [[_moved(p) for p in ring] for ring in geometry[key]]}
-    document = {"spatialReference": {"wkid": 4326}, "features": [
-        {"attributes": {"code": "120104009", "name": "坏街道"}, "geometry": geometry},
-        {"attributes": {"code": "120104001", "name": "长虹街道"}, "geometry": {"rings": [_clockwise(TINY_STREET)]}},
-    ]}
+    document = {
+        "spatialReference": {"wkid": 4326},
+        "features": [
+            {"attributes": {"code": "120104009", "name": "坏街道"}, "geometry": geometry},
+            {"attributes": {"code": "120104001", "name": "长虹街道"}, "geometry": {"rings": [_clockwise(TINY_STREET)]}},
+        ],
+    }
     path = write_esrijson(tmp_path / "bad.json", document)
     with pytest.raises(boundaries.ImportRefused) as raised:
         boundaries.plan_import(store, path, level="street")
@@ -315,7 +328,9 @@ def test_esri_json_whole_file_problems(store, tmp_path):
         counter_clockwise.reverse()
     truncated = {
         "exceededTransferLimit": True,
-        "features": [{"attributes": {"code": "120104001", "name": "长虹街道"}, "geometry": {"rings": [counter_clockwise]}}],
+        "features": [
+            {"attributes": {"code": "120104001", "name": "长虹街道"}, "geometry": {"rings": [counter_clockwise]}}
+        ],
     }
     plan = boundaries.plan_import(store, write_esrijson(tmp_path / "part.json", truncated), level="street")
     reasons = {w.reason: w.message for w in plan.warnings}
@@ -325,9 +340,8 @@ def test_esri_json_whole_file_problems(store, tmp_path):
 
 # ---- any CRS a surveyor hands you ---------------------------------------------------------------------------------
 def _street_in(crs: str) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        [{"code": TINY_STREET["code"], "name": TINY_STREET["name"]}], geometry=[TINY_STREET["geometry"]], crs="EPSG:4326"
-    ).to_crs(crs)
+    row = {"code": TINY_STREET["code"], "name": TINY_STREET["name"]}
+    return gpd.GeoDataFrame([row], geometry=[TINY_STREET["geometry"]], crs="EPSG:4326").to_crs(crs)
 
 
 @pytest.mark.parametrize(
@@ -351,7 +365,8 @@ def test_crs_as_an_epsg_code_a_proj_string_wkt_or_a_prj_file(store, tmp_path, gi
 
 def _bare_geojson(tmp_path, frame):
     """A GeoJSON file with projected coordinates that says nothing of its CRS (as many exports do)."""
-    rows = [{"code": c, "name": n, "geometry": g} for c, n, g in zip(frame.code, frame.name, frame.geometry, strict=True)]
+    columns = zip(frame.code, frame.name, frame.geometry, strict=True)
+    rows = [{"code": c, "name": n, "geometry": g} for c, n, g in columns]
     return write_geojson(tmp_path / "street.geojson", rows)
 
 
