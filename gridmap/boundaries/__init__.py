@@ -31,8 +31,8 @@ from gridmap.boundaries.sources import parse_crs, read_features
 from gridmap.boundaries.validate import (
     GRID_KINDS,
     FieldMap,
-    as_multipolygon,
     code_issue,
+    corner_problems,
     geometry_issue,
     kind_of,
     name_issue,
@@ -166,11 +166,12 @@ def plan_import(
     existing = store.area_codes(edition_name) if edition_status is None else {}
     checker = _Checker(level, edition_name, existing, fields, fix_invalid=fix_invalid, create_parents=create_parents)
     checker.unreadable = {p.feature for p in source.problems}
+    corners = corner_problems(np.array(source.frame.geometry, dtype=object))
     for index, row in enumerate(source.frame.to_dict("records")):
-        checker.check(index + 1, row)
+        checker.check(index + 1, row, corners[index])
     problems = [_named(p, checker.labels) for p in source.problems] + checker.problems
 
-    records, features = checker.records, checker.features
+    records, features = _as_multipolygons(checker.records), checker.features
     made: list[AreaRecord] = []
     if create_parents:
         names = {"community": checker.community_names, "street": checker.street_names}
@@ -217,7 +218,7 @@ class _Checker:
         self.street_names: list[str] = []
         self.unreadable: set[int | None] = set()  # features whose geometry the reader refused already
 
-    def check(self, feature: int, row: dict) -> None:
+    def check(self, feature: int, row: dict, corners: set[str]) -> None:
         fields = self.fields
         code, name = text(row[fields.code]), text(row[fields.name])
         shown_code = code if len(code) <= 40 else code[:37] + "…"
@@ -247,7 +248,7 @@ class _Checker:
             counts[attribute], issue = whole_number(row.get(column), attribute)
             if issue:
                 issues.append(issue)
-        geometry, issue = geometry_issue(row["geometry"])
+        geometry, issue = geometry_issue(row["geometry"], corners)
         repaired_because = ""
         if feature in self.unreadable:
             geometry = None
@@ -273,7 +274,7 @@ class _Checker:
                 name=name or code,
                 level=self.level,
                 parent_code=parent or None,
-                geometry=as_multipolygon(geometry),
+                geometry=geometry,  # made a MultiPolygon with the others, at once (see `_as_multipolygons`)
                 kind=kind,
                 **counts,
             )
@@ -321,6 +322,19 @@ class _Checker:
             "unknown_parent",
             f"parent code {parent} is not a {parent_level} of edition {self.edition!r}{hint}",
         )
+
+
+def _as_multipolygons(records: list[AreaRecord]) -> list[AreaRecord]:
+    """Return the records with every Polygon made a MultiPolygon (the store keeps every area as one)."""
+    geometries = np.array([r.geometry for r in records], dtype=object)
+    single = np.flatnonzero(shapely.get_type_id(geometries) == 3) if len(records) else []
+    if not len(single):
+        return records
+    made = shapely.multipolygons(geometries[single], indices=np.arange(len(single)))
+    out = list(records)
+    for k, geometry in zip(single.tolist(), made, strict=True):
+        out[k] = dataclasses.replace(out[k], geometry=geometry)
+    return out
 
 
 def _named(problem: Problem, labels: dict[int, tuple[str | None, str | None]]) -> Problem:

@@ -138,7 +138,12 @@ def far_outside(
     children = np.array([records[k].geometry for k in chosen], dtype=object)
     mothers = np.array([parents[records[k].parent_code][1] for k in chosen], dtype=object)
     shapely.prepare(mothers)
-    inside = shapely.area(shapely.intersection(children, mothers)) / np.maximum(shapely.area(children), 1e-300)
+    inside = np.ones(len(chosen))
+    # Most children lie inside their parent: only the others are intersected.
+    loose = np.flatnonzero(~shapely.covers(mothers, children))
+    if len(loose):
+        shared = shapely.area(shapely.intersection(children[loose], mothers[loose]))
+        inside[loose] = shared / np.maximum(shapely.area(children[loose]), 1e-300)
     problems = []
     for position in np.flatnonzero(inside < MIN_SHARE_INSIDE):
         k = chosen[position]

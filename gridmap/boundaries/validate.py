@@ -155,8 +155,22 @@ def name_issue(name: str) -> Issue | None:
     return None
 
 
-def geometry_issue(geometry) -> tuple[shapely.Geometry | None, Issue | None]:
-    """Check a WGS84 geometry's type, coordinates and size; return it in 2-D, or the issue."""
+def corner_problems(geometries: np.ndarray) -> list[set[str]]:
+    """Classify the bounding-box corners of many geometries at once (see `crs.classify_lonlat`)."""
+    present = np.array([g is not None and not g.is_empty for g in geometries], dtype=bool)
+    bounds = np.full((len(geometries), 4), np.nan)
+    if present.any():
+        bounds[present] = shapely.bounds(np.asarray(geometries, dtype=object)[present])
+    low = crs_rules.classify_lonlat(bounds[:, 0], bounds[:, 1])
+    high = crs_rules.classify_lonlat(bounds[:, 2], bounds[:, 3])
+    return [{a, b} - {""} for a, b in zip(low.tolist(), high.tolist(), strict=True)]
+
+
+def geometry_issue(geometry, corners: set[str] | None = None) -> tuple[shapely.Geometry | None, Issue | None]:
+    """Check a WGS84 geometry's type, coordinates and size; return it in 2-D, or the issue.
+
+    `corners` are the problems of its bounding-box corners when already classified in bulk.
+    """
     if geometry is None or geometry.is_empty:
         return None, ("no_geometry", "has no geometry")
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
@@ -164,7 +178,9 @@ def geometry_issue(geometry) -> tuple[shapely.Geometry | None, Issue | None]:
     if shapely.has_z(geometry):
         geometry = shapely.force_2d(geometry)
     minx, miny, maxx, maxy = geometry.bounds
-    codes = set(crs_rules.classify_lonlat(np.array([minx, maxx]), np.array([miny, maxy])))
+    if corners is None:
+        corners = corner_problems(np.array([geometry], dtype=object))[0]
+    codes = corners
     where = f"bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g})"
     for code in ("not_finite", "projected"):
         if code in codes:
