@@ -247,3 +247,27 @@ def test_zero_tolerance_lists_every_piece_with_an_area_in_the_compare_too():
     for grid in compared["grids"]:
         assert grid["sources"][0]["code"] == grid["code"]
         assert all(0 < s["area_m2"] < 0.001 for s in grid["sources"][1:])
+
+
+def test_gridmap_audit_tolerance_0_through_the_cli(store, database_url):
+    import json
+
+    from click.testing import CliRunner
+
+    from gridmap.cli import main
+    from gridmap.store import AreaRecord
+
+    both = shapely.union(HAIR_A, HAIR_B)
+    store.add_areas(
+        "hair",
+        [
+            AreaRecord(code=COMMUNITY, name="发丝社区", level="community", parent_code="120104001", geometry=both),
+            AreaRecord(code=f"{COMMUNITY}001", name="甲", level="grid", parent_code=COMMUNITY, geometry=HAIR_A),
+            AreaRecord(code=f"{COMMUNITY}002", name="乙", level="grid", parent_code=COMMUNITY, geometry=HAIR_B),
+        ],
+        create_edition_status="current",
+    )
+    result = CliRunner().invoke(main, ["audit", "--tolerance", "0", "--json", "--db", database_url])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["overlaps"] == [] and report["summary"]["options"]["area_tolerance_m2"] == 0

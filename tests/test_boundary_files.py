@@ -498,3 +498,73 @@ def test_create_parents_from_the_cli_and_the_audit_names_what_it_finds(cli, tmp_
     assert "written: 1 streets, 2 communities, 17 grids (20 areas) into edition 'main'" in result.output
     audit_text = cli("audit").output
     assert "gaps: 0" in audit_text  # a community made from its grids has no gap where a grid is missing
+
+
+# ---- curves, one at a time ------------------------------------------------------------------------------------------
+def _turns(ring) -> float:
+    """The largest angle (degrees) between consecutive chords of a ring."""
+    xy = np.asarray(ring.coords)
+    legs = np.diff(xy, axis=0)
+    angles = np.degrees(np.arctan2(legs[:, 1], legs[:, 0]))
+    return float(np.max(np.abs((np.diff(angles) + 180) % 360 - 180)))
+
+
+def test_a_circle_of_two_arcs_is_densified_in_steps_under_5_degrees_and_keeps_its_area():
+    from gridmap.boundaries.esrijson import polygon_from_esri
+
+    r = 1000.0
+    ring = [[r, 0, 7.5], {"c": [[-r, 0, 7.5], [0, -r]]}, {"c": [[r, 0, 7.5], [0, r]]}]  # clockwise, with z values
+    polygon, note = polygon_from_esri({"curveRings": [ring]})
+    assert note is None and polygon.is_valid and not shapely.has_z(polygon)
+    # Chords of 5° inscribed in a circle lose (2π/72)²/6 = 0.127 % of its area.
+    assert polygon.area == pytest.approx(np.pi * r * r * (1 - 0.00127), rel=2e-5)
+    assert _turns(polygon.exterior) <= 5.0 + 1e-9
+    fine, _ = polygon_from_esri({"curveRings": [ring]}, deviation=0.01)
+    assert fine.area == pytest.approx(np.pi * r * r, rel=2e-5) and _turns(fine.exterior) < 1.0  # 1 cm off at most
+
+
+def test_a_shared_arc_gets_the_same_vertices_from_both_sides():
+    from gridmap.boundaries.esrijson import polygon_from_esri
+
+    west = {"curveRings": [[[0, 0], [0, 100], [50, 100], {"c": [[50, 0], [70, 50]]}, [0, 0]]]}
+    east = {"curveRings": [[[50, 0], {"c": [[50, 100], [70, 50]]}, [100, 100], [100, 0], [50, 0]]]}
+    a, _ = polygon_from_esri(west, deviation=0.01)
+    b, _ = polygon_from_esri(east, deviation=0.01)
+    shared = set(a.exterior.coords) & set(b.exterior.coords)
+    assert len(shared) > 10  # every densified vertex of the arc, bit for bit
+    assert shapely.intersection(a, b).area == 0 and shapely.union(a, b).area == pytest.approx(10_000)
+
+
+def test_elliptic_arcs_centre_form_arcs_and_beziers():
+    from gridmap.boundaries.esrijson import polygon_from_esri
+
+    # Half an ellipse (semi-axes 100 and 30) closing a straight side: area π·100·30/2.
+    half = {"curveRings": [[[100, 0], [-100, 0], {"a": [[100, 0], [0, 0], 0, 1, 0.0, 100, 0.3]}]]}
+    polygon, _ = polygon_from_esri(half, deviation=0.01)
+    assert polygon.area == pytest.approx(np.pi * 100 * 30 / 2, rel=2e-4) and polygon.bounds[3] == pytest.approx(30)
+    # A quarter circle in centre form (radius 100 about the origin), clockwise from (0, 100) to (100, 0).
+    quarter = {"curveRings": [[[0, 0], [0, 100], {"a": [[100, 0], [0, 0], 1, 1]}, [0, 0]]]}
+    polygon, _ = polygon_from_esri(quarter, deviation=0.01)
+    assert polygon.area == pytest.approx(np.pi * 100**2 / 4, rel=2e-4)  # 1 cm chords of a 100 m radius
+    # A Bézier whose control points lie on its chord is the straight segment; a bent one adds its exact area.
+    straight = {"curveRings": [[[0, 0], [0, 10], {"b": [[10, 10], [3, 10], [6, 10]]}, [10, 0], [0, 0]]]}
+    assert polygon_from_esri(straight)[0].area == pytest.approx(100)
+    bent = {"curveRings": [[[0, 0], [0, 10], {"b": [[10, 10], [3, 16], [6, 16]]}, [10, 0], [0, 0]]]}
+    # The area under a cubic Bézier with these control heights is 10·(10 + 6·(3/20 + 3/20))... computed exactly:
+    t = np.linspace(0, 1, 200_001)
+    x = 3 * (1 - t) ** 2 * t * 3 + 3 * (1 - t) * t**2 * 6 + t**3 * 10
+    y = 10 * (1 - t) ** 3 + 3 * (1 - t) ** 2 * t * 16 + 3 * (1 - t) * t**2 * 16 + t**3 * 10
+    exact = float(np.trapezoid(y, x))
+    assert polygon_from_esri(bent)[0].area == pytest.approx(exact, rel=2e-3)
+
+
+def test_esri_json_in_cgcs2000_by_wkid_keeps_longitude_first(store, tmp_path):
+    document = {
+        "spatialReference": {"wkid": 4490},
+        "features": [
+            {"attributes": {"code": "120104001", "name": "长虹街道"}, "geometry": {"rings": [_clockwise(TINY_STREET)]}}
+        ],
+    }
+    plan = boundaries.plan_import(store, write_esrijson(tmp_path / "s.json", document), level="street")
+    assert "EPSG:4490" in plan.source
+    assert plan.records[0].geometry.equals(shapely.MultiPolygon([TINY_STREET["geometry"]]))

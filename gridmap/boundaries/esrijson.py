@@ -291,7 +291,9 @@ def _elliptic_arc(start, end, centre, clockwise: bool, shape: tuple, deviation: 
     sweep = 2 * math.pi if start == end else (t1 - t0) % (2 * math.pi)
     if clockwise:
         sweep = sweep - 2 * math.pi if sweep > 0 else -2 * math.pi
-    n = _steps(sweep, axis * min(ratio, 1.0) ** 2, deviation)  # b²/a: the tightest curvature of the ellipse
+    # In steps of the parameter t a chord strays at most a·dt²/8 from the ellipse (a the semi-major axis): as a
+    # circle of radius a would.
+    n = _steps(sweep, axis * max(ratio, 1.0), deviation)
     t = t0 + sweep * np.arange(1, n) / n
     u, v = axis * np.cos(t), axis * ratio * np.sin(t)
     xs, ys = centre[0] + u * cos_r - v * sin_r, centre[1] + u * sin_r + v * cos_r
