@@ -6,7 +6,7 @@ Each file is built by the test fixtures' code (tests/fixtures) into a scratch di
 SpatiaLite database, the way `gridmap load-boundaries` does it (plan = read and check everything; commit = one
 transaction):
 1. a grids-only layer of N grids with `--create-parents` (communities and the street made from their grids);
-2. the same layer with an invalid polygon at feature 77 and a duplicate code at feature 179: time until both
+2. 1,300 grids with an invalid polygon at feature 77 and a duplicate code at feature 179: time until both
    refusals are listed (the issue: both in one run);
 3. Esri JSON with curve rings in a local Gauss–Krüger CRS given as WKT, with Shape_Area (the issue: within 0.2 %);
 4. the grids-only layer shifted to GCJ-02 and loaded with `--crs gcj02`, then audited (the issue: gap-free).
@@ -73,8 +73,8 @@ def main() -> None:
             f"({plan.counts()})"
         )
 
-        # 2. the same layer with an invalid polygon (feature 77) and a duplicate code (feature 179)
-        broken = list(rows)
+        # 2. the issue's file: 1,300 grids with an invalid polygon (feature 77) and a duplicate code (feature 179)
+        broken = grids_only(communities=13)
         broken[76] = {**broken[76], "geometry": bow_tie(broken[76]["geometry"])}
         broken[178] = {**broken[178], "网格编码": broken[5]["网格编码"]}
         path = write_geojson(directory / "broken.geojson", broken)
@@ -90,7 +90,7 @@ def main() -> None:
         ok = found == [(77, "invalid_geometry"), (179, "duplicate_code")]
         failures += [] if ok else [f"refusals of the broken layer: {found}"]
         verdict = "ok" if ok else "WRONG"
-        print(f"2. broken layer: both refusals listed in one run in {seconds:.2f} s: {found} ({verdict})")
+        print(f"2. 1,300 grids, two planted refusals: both listed in one run in {seconds:.2f} s: {found} ({verdict})")
 
         # 3. Esri JSON with curve rings in a local Gauss–Krüger CRS
         columns = max(12, round((args.esri * 1.2) ** 0.5))

@@ -568,3 +568,19 @@ def test_esri_json_in_cgcs2000_by_wkid_keeps_longitude_first(store, tmp_path):
     plan = boundaries.plan_import(store, write_esrijson(tmp_path / "s.json", document), level="street")
     assert "EPSG:4490" in plan.source
     assert plan.records[0].geometry.equals(shapely.MultiPolygon([TINY_STREET["geometry"]]))
+
+
+def test_parent_codes_are_checked_before_anything_is_made_from_them(store, tmp_path):
+    load_district(store, tmp_path)
+    rows = [
+        {**GRIDS[0], "code": "120104001009001", "parent_code": "120104001"},  # a street's code as its community
+        {**GRIDS[1], "code": "120104001009002", "parent_code": "1" * 40},
+    ]
+    path = write_geojson(tmp_path / "parents.geojson", rows)
+    with pytest.raises(boundaries.ImportRefused) as raised:
+        boundaries.plan_import(store, path, level="grid", create_parents=True)
+    messages = [p.message for p in raised.value.refusals]
+    assert messages == [
+        "parent code 120104001 is a street, not a community",
+        "the parent code has 40 characters; at most 32 fit ('11111111111111111111'…)",
+    ]

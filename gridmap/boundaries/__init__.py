@@ -177,6 +177,18 @@ def plan_import(
         names = {"community": checker.community_names, "street": checker.street_names}
         made, notes = make_parents(records, level=level, existing=existing, names=names)
         problems += notes
+        made_codes = {m.code: m for m in made}
+        problems += [
+            refused(
+                "code_exists",
+                f"code {r.code} is also the code of the {made_codes[r.code].level} made for its children",
+                feature=f,
+                code=r.code,
+                name=r.name,
+            )
+            for r, f in zip(records, features, strict=True)
+            if r.code in made_codes
+        ]
     parents = _parent_geometries(store, edition_name, edition_status, level, records, made)
     problems += far_outside(records, features, parents, source.crs, allowed=allow_outside_parent)
     problems += [_named(p, checker.labels) for p in source.notes]
@@ -304,13 +316,17 @@ class _Checker:
                     f"a grid needs the code of its community in {fields.parent or 'parent_code'!r}",
                 )
             return "", None
-        if parent in self.parents or self.create_parents:
+        if issue := code_issue(parent, "parent code"):
+            return "", issue
+        if parent in self.parents:
             return parent, None
         if parent in self.existing:
             return parent, (
                 "unknown_parent",
                 f"parent code {parent} is a {self.existing[parent]}, not a {parent_level}",
             )
+        if self.create_parents:
+            return parent, None
         hint = "" if self.parents else f" (it has no {parent_level} areas: load them first"
         if level in ("grid", "community"):
             hint += (" or" if hint else " (load it first, or") + (

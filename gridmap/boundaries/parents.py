@@ -24,7 +24,7 @@ from gridmap.audit.areas import Areas
 from gridmap.audit.checks import Tally, check_gaps, check_outside, check_overlaps
 from gridmap.boundaries.problems import Problem, refused, warning
 from gridmap.boundaries.sources import SHIFT_STEP_DEG, SHIFT_TO_WGS84, SourceCRS, map_rings
-from gridmap.boundaries.validate import as_multipolygon
+from gridmap.boundaries.validate import as_multipolygon, name_issue
 from gridmap.store import AreaRecord
 
 # A child with less than this share of its area inside its parent is refused (unless allowed).
@@ -109,7 +109,7 @@ def _parent_code_of(code: str, level: str, existing: dict[str, str]) -> str | No
 
 
 def _common_name(names: list[str], code: str, level: str, problems: list[Problem]) -> str:
-    counts = Counter(n for n in names if n)
+    counts = Counter(n for n in names if n and name_issue(n) is None)  # a name that cannot be stored is no name
     if not counts:
         problems.append(warning("parent_name", f"no name given for the {level}: named by its code", code=code))
         return code

@@ -131,16 +131,16 @@ def _forbidden(value: str) -> tuple[int, str, str] | None:
     return None
 
 
-def code_issue(code: str) -> Issue | None:
-    """Say what keeps a code from being stored, if anything."""
+def code_issue(code: str, what: str = "code") -> Issue | None:
+    """Say what keeps a code (or a parent code) from being stored, if anything."""
     if len(code) > MAX_CODE_LENGTH:
-        return "bad_code", f"the code has {len(code):,} characters; at most {MAX_CODE_LENGTH} fit ({code[:20]!r}…)"
+        return "bad_code", f"the {what} has {len(code):,} characters; at most {MAX_CODE_LENGTH} fit ({code[:20]!r}…)"
     if any(c.isspace() for c in code):
-        return "bad_code", f"the code {code!r} contains a space"
+        return "bad_code", f"the {what} {code!r} contains a space"
     found = _forbidden(code)
     if found:
-        position, character, what = found
-        return "bad_code", f"the code contains {what} (U+{ord(character):04X}) at position {position + 1}"
+        position, character, kind = found
+        return "bad_code", f"the {what} contains {kind} (U+{ord(character):04X}) at position {position + 1}"
     return None
 
 
