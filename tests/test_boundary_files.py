@@ -111,7 +111,7 @@ def test_after_fixing_both_the_file_loads_with_its_communities_and_street(store,
     assert created[STREET].name == STREET_NAME and created[STREET].parent_code is None
     assert created[f"{STREET}001"].name == "学府1社区" and created[f"{STREET}001"].parent_code == STREET
     summary = "\n".join(plan.summary())
-    assert "1300 grid areas from fixed.geojson" in summary and "plus 1 streets, 13 communities made" in summary
+    assert "1300 grid areas from fixed.geojson" in summary and "plus 1 street, 13 communities made" in summary
     assert boundaries.commit_import(store, plan) == 1314
     # The repaired bow-tie is two triangles; its community is the union of its grids, so the other two triangles
     # of the square are notches of the community, not gaps.
@@ -494,8 +494,8 @@ def test_create_parents_from_the_cli_and_the_audit_names_what_it_finds(cli, tmp_
     names = ["--community-name-field", "社区名称", "--street-name-field", "街道名称"]
     result = cli("load-boundaries", str(path), "--level", "grid", *args, "--create-parents", *names, "--commit")
     assert result.exit_code == 0, result.output
-    assert "plus 1 streets, 2 communities made from their children" in result.output
-    assert "written: 1 streets, 2 communities, 17 grids (20 areas) into edition 'main'" in result.output
+    assert "plus 1 street, 2 communities made from their children" in result.output
+    assert "written: 1 street, 2 communities, 17 grids (20 areas) into edition 'main'" in result.output
     audit_text = cli("audit").output
     assert "gaps: 0" in audit_text  # a community made from its grids has no gap where a grid is missing
 

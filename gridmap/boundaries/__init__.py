@@ -96,6 +96,10 @@ class ImportPlan:
         """What --fix-invalid changed."""
         return [p for p in self.problems if p.severity == "repaired"]
 
+    def counts_text(self) -> str:
+        """Return "1 street, 13 communities, 1300 grids"."""
+        return ", ".join(_count(n, level) for level, n in self.counts().items())
+
     def counts(self) -> dict[str, int]:
         """Return how many areas of each level the plan writes."""
         found = Counter(r.level for r in self.records)
@@ -111,9 +115,7 @@ class ImportPlan:
         lines = [f"{mine} {self.level} areas from {self.path.name} into {target}"]
         made = {level: n for level, n in self.counts().items() if level != self.level}
         if made:
-            lines.append(
-                "plus " + ", ".join(f"{n} {PLURAL[lv]}" for lv, n in made.items()) + " made from their children"
-            )
+            lines.append("plus " + ", ".join(_count(n, lv) for lv, n in made.items()) + " made from their children")
         if self.source:
             lines.append(f"coordinates: {self.source}")
         if self.shape_area:
@@ -338,6 +340,11 @@ class _Checker:
             "unknown_parent",
             f"parent code {parent} is not a {parent_level} of edition {self.edition!r}{hint}",
         )
+
+
+def _count(n: int, level: str) -> str:
+    """Return "1 street" or "13 communities"."""
+    return f"{n} {level if n == 1 else PLURAL[level]}"
 
 
 def _as_multipolygons(records: list[AreaRecord]) -> list[AreaRecord]:

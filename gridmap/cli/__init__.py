@@ -129,8 +129,7 @@ def load_boundaries(
         click.echo("dry run: nothing written (add --commit to write)")
         return
     written = boundaries.commit_import(store, plan)
-    counts = ", ".join(f"{n} {PLURAL[level]}" for level, n in plan.counts().items())
-    click.echo(f"written: {counts} ({written} areas) into edition {plan.edition!r}")
+    click.echo(f"written: {plan.counts_text()} ({written} areas) into edition {plan.edition!r}")
 
 
 @main.command("export-boundaries")
