@@ -2,7 +2,7 @@
 
 Every tiling is the tiny district of geodata.py (one street, two communities, four grids of 0.01° × 0.01°)
 with exactly one thing broken. Expected areas come from pyproj's geodesic polygon area on the WGS84 ellipsoid,
-an independent measure from the audit's transverse Mercator.
+an independent measure from the audit's own integration along the lon/lat edges.
 """
 
 from __future__ import annotations

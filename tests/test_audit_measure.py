@@ -1,7 +1,7 @@
 """The audit measures lon/lat pieces as lon/lat polygons: no phantom gaps beside long edges, true areas of real ones.
 
 Expected areas come from pyproj's geodesic area of the piece densified to 1e-4° (an independent measure), never
-from the audit's own projection.
+from the audit's own measure.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_the_false_gap_district_gives_zero_findings():
 
 
 def test_projecting_only_the_vertices_would_invent_gaps_here():
-    """Why the audit segmentizes: the same lon/lat dust, projected vertex by vertex, measures hundreds of m²."""
+    """Why the audit does not project vertices: the same lon/lat dust, projected so, measures hundreds of m²."""
     rows = false_gap_district()
     streets = [r for r in rows if r["level"] == "street"]
     communities = [r for r in rows if r["level"] == "community"]

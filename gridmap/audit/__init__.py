@@ -2,10 +2,9 @@
 
 Every geometric question is asked of the stored lon/lat (EPSG:4326) geometry, where neighbouring grids share
 their vertices exactly; only the pieces found (gaps, overlaps, parts outside a parent) and the grids themselves
-are then measured in metres, as the lon/lat polygons they are: segmentized in lon/lat (pieces of at most 1e-4°)
-and projected into one local transverse Mercator around the data (`measure.Metric`). Projecting first, or
-projecting only the vertices, would bend straight edges differently on each side of a shared boundary and
-invent gaps.
+are then measured in metres, as the lon/lat polygons they are, on the WGS84 ellipsoid (`measure.Metric`
+integrates along each lon/lat edge). Projecting first, or projecting only the vertices, would bend straight
+edges differently on each side of a shared boundary and invent gaps.
 
 The package: `options` (kinds, thresholds), `measure` (metres, overlay parts), `areas` (an edition as arrays),
 `checks` (the coverage checks), `balance` (incidents and workload), `compare` (plan against plan), `figures`
@@ -152,7 +151,7 @@ def summary_lines(report: dict, *, limit: int = 10) -> list[str]:
     """Describe an audit in a few lines of text (the CLI's default output)."""
     summary = report["summary"]
     counts = ", ".join(f"{n} {level} areas" for level, n in summary["areas"].items() if n) or "no areas"
-    lines = [f"edition {summary['edition']}: {counts}; areas measured in a {summary['metric_crs']}"]
+    lines = [f"edition {summary['edition']}: {counts}; areas measured on the {summary['metric_crs']}"]
     for kind in FINDING_KINDS:
         found = report[kind]
         lines.append(f"{kind}: {len(found)}")
