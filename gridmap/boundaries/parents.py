@@ -70,7 +70,7 @@ def make_parents(
             given = [n for _, child_names in members for n in child_names.get(parent_level, [])]
             name = _common_name(given, code, parent_level, problems)
             up = _parent_code_of(code, parent_level, existing)
-            geometry = as_multipolygon(shapely.union_all([child.geometry for child, _ in members]))
+            geometry = as_multipolygon(_union([child.geometry for child, _ in members]))
             record = AreaRecord(code=code, name=name, level=parent_level, parent_code=up, geometry=geometry)
             created.append(record)
             existing[code] = parent_level
@@ -92,6 +92,19 @@ def make_parents(
     order = {lv: k for k, lv in enumerate(("district", "street", "community", "grid"))}
     created.sort(key=lambda r: order[r.level])  # parents are written before their children
     return created, problems
+
+
+def _union(geometries: list[shapely.Geometry]) -> shapely.Geometry:
+    """Union children that tile: the coverage union when it is valid and keeps every m², else the full union."""
+    try:
+        union = shapely.coverage_union_all(geometries)
+    except shapely.errors.GEOSException:
+        union = None
+    if union is not None and union.is_valid:
+        expected = sum(g.area for g in geometries)
+        if abs(union.area - expected) <= 1e-9 * max(expected, 1e-12):
+            return union
+    return shapely.union_all(geometries)
 
 
 PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}

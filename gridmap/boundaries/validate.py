@@ -122,6 +122,8 @@ def kind_of(value, level: str) -> tuple[str | None, Issue | None]:
 
 
 def _forbidden(value: str) -> tuple[int, str, str] | None:
+    if value.isprintable() and "\ufffd" not in value:
+        return None  # the common case, checked in C: no control, format, surrogate, private or unassigned character
     for position, character in enumerate(value):
         if character == "\ufffd":
             return position, character, "the replacement character � (the attribute encoding was wrong?)"
