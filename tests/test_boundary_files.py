@@ -492,8 +492,27 @@ def test_create_parents_from_the_cli_and_the_audit_names_what_it_finds(cli, tmp_
     path = write_geojson(tmp_path / "grids.geojson", rows)
     args = ["--code-field", "网格编码", "--name-field", "网格名称", "--parent-field", "社区编码"]
     names = ["--community-name-field", "社区名称", "--street-name-field", "街道名称"]
-    result = cli("load-boundaries", str(path), "--level", "grid", *args, "--create-parents", *names, "--commit")
+    report = tmp_path / "loaded.csv"
+    result = cli(
+        "load-boundaries",
+        str(path),
+        "--level",
+        "grid",
+        *args,
+        "--create-parents",
+        *names,
+        "--report",
+        str(report),
+        "--commit",
+    )
     assert result.exit_code == 0, result.output
+    with report.open(encoding="utf-8-sig") as handle:
+        rows_written = list(csv.DictReader(handle))
+    assert [(r["reason"], r["code"], r["name"]) for r in rows_written] == [
+        ("created_parent", "120104003001", "学府1社区"),
+        ("created_parent", "120104003002", "学府2社区"),
+        ("created_parent", "120104003", STREET_NAME),
+    ]
     assert "plus 1 street, 2 communities made from their children" in result.output
     assert "written: 1 street, 2 communities, 17 grids (20 areas) into edition 'main'" in result.output
     audit_text = cli("audit").output
