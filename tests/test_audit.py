@@ -2,7 +2,7 @@
 
 Every tiling is the tiny district of geodata.py (one street, two communities, four grids of 0.01° × 0.01°)
 with exactly one thing broken. Expected areas come from pyproj's geodesic polygon area on the WGS84 ellipsoid,
-an independent measure from the audit's transverse Mercator.
+an independent measure from the audit's own integration along the lon/lat edges.
 """
 
 from __future__ import annotations
@@ -116,7 +116,9 @@ def test_a_duplicate_and_a_contained_grid_are_overlaps_with_their_kind():
     assert close(duplicate["area_m2"], geodesic_m2(GRIDS[0]["geometry"]))
     inner = {**GRIDS[3], "code": "120104001002003", "geometry": box(117.112, 39.102, 117.114, 39.104)}
     (contained,) = only(run([*GRIDS, inner]), "overlaps")
-    assert contained["kind"] == "containment" and contained["detail"] == f"grid {SE} contains grid {inner['code']}"
+    assert contained["kind"] == "containment"
+    assert contained["detail"] == f"grid {SE} 翠澜第2网格 contains grid {inner['code']} 翠澜第2网格"
+    assert contained["names"] == ["翠澜第2网格", "翠澜第2网格"]
     assert close(contained["area_m2"], geodesic_m2(inner["geometry"]))
 
 
@@ -429,7 +431,7 @@ def test_cli_audit_json_fail_on_and_html(district, cli, tmp_path):
     wrong = cli("audit", "--fail-on", "holes")
     assert wrong.exit_code == 1 and "unknown kind(s) holes" in wrong.output
     text = cli("audit", "--edition", "broken").output
-    assert "overlaps: 1" in text and f"overlap {NW} {SW}" in text
+    assert "overlaps: 1" in text and f"overlap {NW} 百合第1网格 {SW} 百合第2网格" in text
     out = tmp_path / "report.html"
     assert cli("audit", "--html", str(out)).exit_code == 0
     html = out.read_text(encoding="utf-8")

@@ -191,7 +191,9 @@ def test_fix_invalid_repairs_and_reports_each_area(store, tmp_path):
     load_district(store, tmp_path)
     path = write_geojson(tmp_path / "bowtie.geojson", [_bow_tie()])
     plan = boundaries.plan_import(store, path, level="grid", fix_invalid=True)
-    assert len(plan.repairs) == 1 and "120104001001003" in plan.repairs[0] and "Self-intersection" in plan.repairs[0]
+    (repair,) = plan.repairs
+    assert repair.code == "120104001001003" and repair.name == "蝴蝶" and "Self-intersection" in repair.message
+    assert str(repair).startswith("feature 1 (code 120104001001003 蝴蝶): Self-intersection")
     repaired = plan.records[0].geometry
     assert repaired.is_valid and repaired.geom_type == "MultiPolygon" and len(repaired.geoms) == 2
     boundaries.commit_import(store, plan)
@@ -209,10 +211,13 @@ def test_gaps_overlaps_and_codes_are_warnings_not_errors(store, tmp_path):
         # GRIDS[3] left out: a gap in community 120104001002
     ]
     plan = boundaries.plan_import(store, write_geojson(tmp_path / "g.geojson", grids), level="grid")
-    text = "\n".join(plan.warnings)
-    assert "120104001001001 and 120104001001002 overlap" in text
-    assert "999999999999001: code does not start with its parent's code 120104001002" in text
-    assert "community 120104001002:" in text and "covered by none of its grids" in text
+    text = "\n".join(map(str, plan.warnings))
+    assert "grids 120104001001001 百合第1网格 and 120104001001002 百合第2网格 overlap" in text
+    assert "(code 999999999999001 翠澜第1网格): code does not start with its parent's code 120104001002" in text
+    assert "part of community 120104001002 翠澜社区 covered by none of its grids" in text
+    assert {w.reason for w in plan.warnings} == {"overlap", "code_prefix", "gap"}
+    summary = "\n".join(plan.summary())
+    assert "3 warnings:" in summary and "overlap: 1" in summary and "gap: 1" in summary
     assert boundaries.commit_import(store, plan) == 3
 
 
@@ -240,12 +245,18 @@ def test_shapefile_attributes_in_gbk_or_utf8(store, tmp_path, encoding, cpg):
 def test_projected_file_is_reprojected(store, tmp_path):
     frame = gpd.GeoDataFrame(
         [{"code": STREET["code"], "name": STREET["name"]}], geometry=[STREET["geometry"]], crs="EPSG:4326"
-    ).to_crs("EPSG:4547")  # CGCS2000 / 3-degree Gauss-Kruger CM 117E
+    ).to_crs("EPSG:4547")  # CGCS2000 / 3-degree Gauss-Kruger CM 114E
     path = tmp_path / "projected.gpkg"
     frame.to_file(path, engine="pyogrio")
-    boundaries.commit_import(store, boundaries.plan_import(store, path, level="street"))
+    plan = boundaries.plan_import(store, path, level="street")
+    assert "CGCS2000 / 3-degree Gauss-Kruger CM 114E (EPSG:4547) (the file)" in plan.source
+    boundaries.commit_import(store, plan)
     stored = store.areas("main", "street").geometry.iloc[0]
-    assert stored.symmetric_difference(STREET["geometry"]).area < 1e-10
+    # The corners come back where they were (a straight side in the Gauss–Krüger plane is followed in 50 m steps,
+    # so the sides bow by a few centimetres against the lon/lat box they were made from).
+    corners = shapely.points(STREET["geometry"].exterior.coords)
+    assert max(shapely.distance(stored, corners)) < 1e-9
+    assert stored.hausdorff_distance(STREET["geometry"]) < 1e-6  # about 10 cm
 
 
 def test_retired_edition_cannot_be_loaded_into(store, tmp_path):

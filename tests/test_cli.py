@@ -46,9 +46,12 @@ def test_refusal_exits_non_zero_with_the_reason(run, tmp_path):
     files = write_district(tmp_path)
     result = run("load-boundaries", str(files["grid"]), "--level", "grid", "--commit")
     assert result.exit_code == 1
-    assert "error: grids.geojson: feature 1 (code 120104001001001): parent code 120104001001 is not a community" in (
+    assert "error: grids.geojson: 4 refusals in 4 features; nothing written:\nparent not in the edition: 4\n" in (
         result.output
     )
+    first = "  feature 1 (code 120104001001001 百合第1网格): parent code 120104001001 is not a community"
+    assert first in result.output
+    assert "add --create-parents" in result.output
     assert "Traceback" not in result.output
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import shapely
 
-from gridmap.audit import FINDING_KINDS
+from gridmap.audit.options import FINDING_KINDS
 
 MAP_WIDTH = 960.0
 BASE_GRID_LIMIT = 4000  # above this many grids the map draws community outlines only (SVG slows down)

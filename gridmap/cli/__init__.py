@@ -88,20 +88,57 @@ def init_db(store: Store, settings: Settings) -> None:
 @click.option(
     "--parent-field", default="parent_code", show_default=True, help="Field with the parent's code (empty: top level)."
 )
-@click.option("--crs", help="CRS of the file's coordinates when it has none or a wrong one (e.g. EPSG:4490).")
+@click.option(
+    "--crs",
+    help="CRS of the coordinates when the file has none or a wrong one: an EPSG code (4548), a PROJ string, WKT, "
+    "a .prj file, or wgs84, cgcs2000, gcj02 (Amap, DataV), bd09 (Baidu).",
+)
 @click.option("--fix-invalid", is_flag=True, help="Repair invalid polygons and report each change.")
+@click.option(
+    "--create-parents",
+    is_flag=True,
+    help="Make each missing community (and street) as the union of its grids, coded from the code prefix.",
+)
+@click.option("--community-name-field", metavar="F", help="With --create-parents: field naming each grid's community.")
+@click.option("--street-name-field", metavar="F", help="With --create-parents: field naming each area's street.")
+@click.option(
+    "--allow-outside-parent", is_flag=True, help="Load areas lying mostly outside their parent (warn instead)."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write every refusal, warning and repair to this CSV file.",
+)
 @click.option("--commit", is_flag=True, help="Write to the database (without it: only say what would happen).")
 @with_store
-def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, **options) -> None:
-    """Import street, community or grid boundaries from GeoJSON, Shapefile, GeoPackage or KML."""
-    plan = boundaries.plan_import(store, file, **options)
+def load_boundaries(
+    store: Store, settings: Settings, file: Path, commit: bool, report_path: Path | None, **options
+) -> None:
+    """Import boundaries from GeoJSON, Esri JSON, Shapefile, GeoPackage or KML; every refusal is listed at once."""
+    try:
+        plan = boundaries.plan_import(store, file, **options)
+    except boundaries.ImportRefused as refused:
+        click.echo("error: " + "\n".join(refused.lines()), err=True)  # every refusal, however many
+        others = [p for p in refused.problems if p.severity != "refused"]
+        if others:
+            click.echo(f"also found, not refusals ({len(others)}):", err=True)
+            for line in boundaries.grouped_lines(others):
+                click.echo(f"  {line}", err=True)
+        if report_path is not None:
+            written = boundaries.write_report(report_path, refused.problems)
+            click.echo(f"wrote all {written} problems to {report_path}", err=True)
+        sys.exit(1)
     for line in plan.summary():
         click.echo(line)
+    if report_path is not None:
+        written = boundaries.write_report(report_path, plan.problems)
+        click.echo(f"wrote all {written} problems to {report_path}")
     if not commit:
         click.echo("dry run: nothing written (add --commit to write)")
         return
     written = boundaries.commit_import(store, plan)
-    click.echo(f"written: {written} {plan.level} areas into edition {plan.edition!r}")
+    click.echo(f"written: {plan.counts_text()} ({written} areas) into edition {plan.edition!r}")
 
 
 @main.command("export-boundaries")
