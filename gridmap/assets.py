@@ -75,7 +75,6 @@ VENDOR_FILES = (
     # The dashboard's charts (Apache ECharts, drawn as SVG in the browser from /api/dashboard).
     "echarts/dist/echarts.min.js",
     "echarts/LICENSE",
-
 )
 
 # folium's names → local files. folium's glyphicons (Bootstrap 3) and its awesome-rotate stylesheet have no

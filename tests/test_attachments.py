@@ -545,7 +545,6 @@ def test_the_openapi_document_describes_uploads_and_photos(site):
 def test_an_older_database_gets_the_attachments_table_and_keeps_its_cases(database_url):
     import sqlalchemy as sa
     from alembic import command
-
     from alembic.script import ScriptDirectory
 
     store = Store.open(database_url, create_schema=False)
