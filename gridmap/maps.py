@@ -63,6 +63,7 @@ PAGE_TEXT = (
     "Patrol", "Door-to-door visit", "Chat group", "12345 hotline", "Video", "Higher office", "Import", "Web",
     "comprehensive", "dedicated",
     "Location", "Location to check", "to check",
+    "Before: with the report", "While handling", "After: result",
 )  # fmt: skip
 AGE_CHOICES = {  # name → (min days, max days) since the case was reported
     "1d": (0, 1),

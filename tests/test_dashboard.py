@@ -195,7 +195,7 @@ def tab(browser, live_server, database_url, tmp_path):
     store = Store.open(database_url)
     load_map_data(store, tmp_path)
     admin = people.find_user(store, "admin1")
-    for title, category in (("井盖缺失", "0201"), ("违章搭建", "0301"), ("楼道堆物", "0102")):
+    for title, category in (("街头散发广告", "0204"), ("违章搭建", "0301"), ("楼道堆物", "0102")):
         done = cases.report(store, user=admin, title=title, category_code=category, lon=117.1021, lat=39.1181)
         for action in ("register", "dispatch", "start", "resolve", "close"):
             done = cases.act(store, done["id"], user=admin, action=action, assignee="张三")

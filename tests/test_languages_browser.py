@@ -29,7 +29,13 @@ ARTIFACTS = PROJECT_DIR / "test-artifacts" / "languages"
 PHONE = {"width": 390, "height": 844}
 DRAFT = "plan-b"
 # Values for path arguments, by argument name; a new route with another argument must add its own here.
-SAMPLES = {"incident_id": "{incident}", "name": DRAFT, "code": GRID_A}
+SAMPLES = {
+    "incident_id": "{incident}",
+    "name": DRAFT,
+    "code": GRID_A,
+    "collection_id": "grids",
+    "feature_id": GRID_A,
+}
 QUERIES = {"/compare": f"?a=main&b={DRAFT}"}
 SKIP = {"/logout", "/favicon.ico"}
 # Latin words a Chinese page may show: file formats and units.
@@ -110,10 +116,15 @@ def site(tmp_path_factory, spatialite_template):
 
 
 def page_paths(app, incident: int) -> list[str]:
-    """Every HTML page of the app: GET routes outside /api and /static, path arguments filled from SAMPLES."""
+    """Every HTML page of the app: GET routes outside /api, /static and Open311 (XML/JSON for programs), path
+    arguments filled from SAMPLES."""
     paths, unknown = [], []
     for rule in app.url_map.iter_rules():
-        if "GET" not in (rule.methods or ()) or rule.rule.startswith(("/api/", "/static")) or rule.rule in SKIP:
+        if (
+            "GET" not in (rule.methods or ())
+            or rule.rule.startswith(("/api/", "/static", "/open311/"))
+            or rule.rule in SKIP
+        ):
             continue
         if rule.rule.endswith("/export"):
             continue  # downloads: tested in test_exports.py

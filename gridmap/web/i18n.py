@@ -31,7 +31,15 @@ __all__ = [
 
 
 def _is_api() -> bool:
-    return request.path.startswith("/api/")
+    """Say whether a program rather than a person reads this answer: the JSON API, Open311, OGC API data."""
+    path = request.path
+    if path.startswith(("/api/", "/open311/")):
+        return True
+    if path == "/ogc" or path.startswith("/ogc/"):
+        # OGC API pages are for people when asked as HTML; GDAL, QGIS and OWSLib ask for JSON.
+        wanted = request.args.get("f")
+        return wanted != "html" if wanted else request.accept_mimetypes.best != "text/html"
+    return False
 
 
 def _select_locale() -> str:
