@@ -6,8 +6,8 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
 import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
@@ -16,6 +16,9 @@ from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
 from .engine import StoreBase
+
+if TYPE_CHECKING:  # geopandas costs ~0.3 s to import: only the calls that return frames load it
+    import geopandas as gpd
 
 EDITION_STATUSES = ("draft", "current", "retired")
 LEVELS = ("district", "street", "community", "grid")
@@ -31,6 +34,7 @@ class Edition:
     valid_from: dt.date | None
     valid_to: dt.date | None
     created_at: dt.datetime
+    revision: int = 1
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -89,6 +93,26 @@ class EditionStore(StoreBase):
             row = conn.execute(sa.select(t.editions).where(t.editions.c.status == "current")).mappings().first()
         return _edition(row) if row else None
 
+    def edition_revision(self, name: str | None = None) -> tuple[str, int, str] | None:
+        """Return (name, revision, created_at text) of an edition, or of the current one when `name` is None.
+
+        One indexed row: what in-memory caches ask on every request to know whether they are still good.
+        """
+        e = t.editions.c
+        query = sa.select(e.name, e.revision, e.created_at)
+        query = query.where(e.status == "current") if name is None else query.where(e.name == name)
+        with self._connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else (row[0], int(row[1]), str(row[2]))
+
+    @staticmethod
+    def _bump(conn: sa.Connection, edition_id: int) -> None:
+        # Every change to an edition calls this inside its own transaction, so a cache can never see the new
+        # content with the old revision.
+        conn.execute(
+            t.editions.update().where(t.editions.c.id == edition_id).values(revision=t.editions.c.revision + 1)
+        )
+
     def _edition_id(self, conn: sa.Connection, name: str) -> int:
         edition_id = conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).scalar()
         if edition_id is None:
@@ -129,12 +153,16 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.status == "current")
-                .values(status="retired", valid_to=valid_from - dt.timedelta(days=1))
+                .values(
+                    status="retired",
+                    valid_to=valid_from - dt.timedelta(days=1),
+                    revision=t.editions.c.revision + 1,
+                )
             )
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="current", valid_from=valid_from, valid_to=None)
+                .values(status="current", valid_from=valid_from, valid_to=None, revision=t.editions.c.revision + 1)
             )
         return self.get_edition(name)
 
@@ -149,7 +177,7 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="retired", valid_to=valid_to or dt.date.today())
+                .values(status="retired", valid_to=valid_to or dt.date.today(), revision=t.editions.c.revision + 1)
             )
         return self.get_edition(name)
 
@@ -168,6 +196,7 @@ class EditionStore(StoreBase):
                 raise Conflict(f"edition {edition!r} is retired; load into a new edition instead")
             if records:
                 conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in records])
+                self._bump(conn, edition_id)
         return len(records)
 
     def area_codes(self, edition: str, level: str | None = None) -> dict[str, str]:
@@ -180,6 +209,8 @@ class EditionStore(StoreBase):
 
     def areas(self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
         """Return the areas of an edition as a GeoDataFrame (EPSG:4326), ordered by code."""
+        import geopandas as gpd
+
         query = (
             sa.select(*(t.areas.c[f] for f in AREA_FIELDS), sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"))
             .join(t.editions)
@@ -226,25 +257,17 @@ class EditionStore(StoreBase):
             found = dict(conn.execute(query).all())
         return {level: found.get(level, 0) for level in LEVELS}
 
-    def edition_fingerprint(self, edition: str) -> tuple:
-        """Return a cheap value that changes whenever an edition's areas change (for in-memory caches)."""
+    def grid_rows(self, edition: str) -> tuple[list[tuple], list[tuple]]:
+        """Return (code, name, community code, WKB) of every grid and (code, street code) of every community.
+
+        Plain rows and bytes, no GeoDataFrame: what the grid index is built from, fast and without pandas.
+        """
         a = t.areas.c
-        query = (
-            sa.select(
-                sa.func.count(a.id),
-                sa.func.max(a.id),
-                sa.func.sum(a.id),
-                sa.func.sum(sa.func.ST_NPoints(a.geom)),
-                sa.func.sum(sa.func.ST_Area(a.geom) + sa.func.ST_Perimeter(a.geom)),
-                t.editions.c.status,
-            )
-            .join(t.editions)
-            .where(t.editions.c.name == edition)
-            .group_by(t.editions.c.status)
-        )
+        base = sa.select().select_from(t.areas.join(t.editions)).where(t.editions.c.name == edition)
+        grids = base.add_columns(a.code, a.name, a.parent_code, sa.func.ST_AsBinary(a.geom)).where(a.level == "grid")
+        communities = base.add_columns(a.code, a.parent_code).where(a.level == "community")
         with self._connect() as conn:
-            row = conn.execute(query).first()
-        return tuple(row) if row is not None else ()
+            return [tuple(r) for r in conn.execute(grids)], [tuple(r) for r in conn.execute(communities)]
 
     def grids_covering(self, *, lon: float, lat: float, edition: str) -> list[str]:
         """Return the codes of the grids whose boundary-inclusive area covers the point (spatial index used)."""
@@ -340,6 +363,7 @@ class EditionStore(StoreBase):
                         raise NotFound(f"edition {edition!r} has no area {code!r}")
                     raise Conflict(f"grid {code} was saved by someone else (now version {now}, you had {version})")
                 new_versions[code] = version + 1
+            self._bump(conn, edition_id)
         return new_versions
 
     def replace_areas(self, edition: str, *, remove: dict[str, int], add: Sequence[AreaRecord]) -> None:
@@ -356,6 +380,7 @@ class EditionStore(StoreBase):
                     raise Conflict(f"grid {code} was changed by someone else; reload the draft and try again")
             if add:
                 conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in add])
+            self._bump(conn, edition_id)
 
     def _draft_id(self, conn: sa.Connection, edition: str) -> int:
         row = conn.execute(sa.select(t.editions.c.id, t.editions.c.status).where(t.editions.c.name == edition)).first()
@@ -383,6 +408,7 @@ def _edition(row) -> Edition:
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
         created_at=row["created_at"],
+        revision=row["revision"],
     )
 
 

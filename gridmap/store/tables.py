@@ -16,6 +16,17 @@ editions = sa.Table(
     sa.Column("valid_from", sa.Date),
     sa.Column("valid_to", sa.Date),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    # Bumped by every change to the edition, in the same transaction: what in-memory caches key on.
+    sa.Column("revision", sa.Integer, nullable=False, server_default="1"),
+    sa.Index("ix_editions_status", "status"),
+)
+
+# Revision counters of things other than editions (today: "incidents"), bumped by every change to them.
+revisions = sa.Table(
+    "revisions",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
 )
 
 areas = sa.Table(
