@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from gridmap import crs as crs_module
 
-from .index import BulkResult, GridIndex
-from .keeper import IndexKeeper, edition_state, grid_index, prepare
+from .index import BulkResult, GridIndex, NearestGrids
+from .keeper import IndexKeeper, cached_index, edition_state, grid_index, index_at, prepare
 from .rule import Assignment, choose
 
 __all__ = [
@@ -24,9 +24,12 @@ __all__ = [
     "BulkResult",
     "GridIndex",
     "IndexKeeper",
+    "NearestGrids",
+    "cached_index",
     "choose",
     "edition_state",
     "grid_index",
+    "index_at",
     "index_from_frames",
     "locate",
     "locate_csv",
@@ -58,21 +61,56 @@ def to_wgs84_point(*, lon: float, lat: float, crs: str = "wgs84") -> tuple[float
     return float(x), float(y)
 
 
-def locate(store, *, lon: float, lat: float, crs: str = "wgs84", edition: str | None = None) -> dict:
-    """Find the grid of one point given in `crs`; the JSON answer shared by the CLI and the API."""
+def locate(
+    store, *, lon: float, lat: float, crs: str = "wgs84", edition: str | None = None, use_index: bool = True
+) -> dict:
+    """Find the grid of one point given in `crs`; the JSON answer shared by the CLI and the API.
+
+    `use_index=False` (the one-point command line) asks the database's spatial index instead of building the
+    in-memory index, unless that index is already in memory: building it costs more than a whole answer.
+    """
     wgs_lon, wgs_lat = to_wgs84_point(lon=lon, lat=lat, crs=crs)
-    index = grid_index(store, edition)
-    found = index.locate(lon=wgs_lon, lat=wgs_lat)
+    state = edition_state(store, edition)
+    index = index_at(store, state) if use_index else cached_index(store, state)
+    if index is not None:
+        found = index.locate(lon=wgs_lon, lat=wgs_lat)
+        position = index.position.get(found.grid_code) if found.grid_code else None
+        name = None if position is None else index.names[position]
+    else:
+        found, name = _locate_in_database(store, state[0], lon=wgs_lon, lat=wgs_lat)
     answer = found.to_dict()
-    position = index.position.get(found.grid_code) if found.grid_code else None
     answer.update(
-        grid_name=None if position is None else index.names[position],
-        edition=index.edition,
+        grid_name=name,
+        edition=state[0],
         lon=round(wgs_lon, 7),
         lat=round(wgs_lat, 7),
         crs=crs_module.canonical_crs(crs),
     )
     return answer
+
+
+def _locate_in_database(store, edition: str, *, lon: float, lat: float) -> tuple[Assignment, str | None]:
+    """Apply the rule with the database choosing candidates, and the nearest grid from the grids themselves."""
+    code, ambiguous, candidates = choose(store.grids_covering(lon=lon, lat=lat, edition=edition))
+    if code is None:
+        import shapely
+
+        rows, _communities = store.grid_rows(edition)  # in code order, as an index holds them
+        nearest, metres = NearestGrids(shapely.from_wkb([bytes(r[3]) for r in rows])).nearest(lon=lon, lat=lat)
+        return Assignment(
+            grid_code=None,
+            nearest_code=None if nearest is None else rows[nearest][0],
+            nearest_distance_m=metres,
+        ), None
+    grid = store.area_attributes(edition, "grid", codes=[code])[0]
+    community = store.area_attributes(edition, "community", codes=[grid["parent_code"]])
+    return Assignment(
+        grid_code=code,
+        community_code=grid["parent_code"],
+        street_code=community[0]["parent_code"] if community else None,
+        ambiguous=ambiguous,
+        candidates=candidates,
+    ), grid["name"]
 
 
 def locate_via_database(store, *, lon: float, lat: float, edition: str | None = None) -> Assignment:

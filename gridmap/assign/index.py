@@ -285,66 +285,17 @@ class GridIndex:
 
     def nearest(self, *, lon: float, lat: float) -> tuple[int | None, float | None]:
         """Return the position of the grid nearest to an uncovered point and its geodesic distance in metres."""
-        # The same search as nearest_many, on scalars: array set-up costs more than the search for one point.
-        if not len(self.codes) or not (math.isfinite(lon) and math.isfinite(lat)):
-            return None, None
-        tree, scaled, scale = self._metric_tree()
-        point = shapely.Point(lon * scale, lat)
-        first = float(shapely.distance(scaled[int(tree.nearest(point))], point))
-        low = min(abs(lat), self._lat_span[0])
-        high = min(max(abs(lat), self._lat_span[1]), 89.9)
-        slack = max(1.0, _east_scale_one(low) / scale) / min(1.0, _east_scale_one(high) / scale)
-        best: tuple[float, int] | None = None
-        reach = max(first * slack * 1.0001, 1e-12)
-        for grid in tree.query(point, predicate="dwithin", distance=reach).tolist():
-            (x1, y1), (x2, y2) = shapely.shortest_line(point, scaled[grid]).coords
-            metres = crs_module.geodesic_distance_m(lon1=x1 / scale, lat1=y1, lon2=x2 / scale, lat2=y2)
-            if best is None or (metres, grid) < best:
-                best = (metres, grid)
-        return (best[1], best[0]) if best else (None, None)
+        return self.nearest_grids().nearest(lon=lon, lat=lat)
 
     def nearest_many(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return the nearest grid and geodesic distance in metres for each point (-1, nan when no grids)."""
-        positions = np.full(len(lons), -1, dtype=np.int64)
-        distances = np.full(len(lons), np.nan)
-        if not len(self.codes) or not len(lons):
-            return positions, distances
-        tree, scaled, scale = self._metric_tree()
-        lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
-        points = shapely.points(lons * scale, lats)
-        # Distances in this space (longitude shrunk as at the index's mid latitude) are metres up to a factor
-        # that varies with latitude between the point and the grids; every grid whose scaled distance is within
-        # that factor of the nearest one may be the nearest in metres, so all of them are measured exactly.
-        pairs, nearest = tree.query_nearest(points, return_distance=True, all_matches=False)
-        first = np.zeros(len(points))
-        first[pairs[0]] = nearest
-        low = np.minimum(np.abs(lats), self._lat_span[0])
-        high = np.minimum(np.maximum(np.abs(lats), self._lat_span[1]), 89.9)
-        slack = np.maximum(1.0, _east_scale(low) / scale) / np.minimum(1.0, _east_scale(high) / scale)
-        which, grids = tree.query(points, predicate="dwithin", distance=np.maximum(first * slack * 1.0001, 1e-12))
-        ends = shapely.get_coordinates(shapely.shortest_line(points[which], scaled[grids]))
-        ends[:, 0] /= scale
-        metres = crs_module.geodesic_distance_m(
-            lon1=ends[0::2, 0], lat1=ends[0::2, 1], lon2=ends[1::2, 0], lat2=ends[1::2, 1]
-        )
-        metres = np.atleast_1d(metres)
-        order = np.lexsort((grids, metres, which))
-        which, grids, metres = which[order], grids[order], metres[order]
-        keep = np.ones(len(which), dtype=bool)
-        keep[1:] = which[1:] != which[:-1]
-        positions[which[keep]] = grids[keep]
-        distances[which[keep]] = metres[keep]
-        return positions, distances
+        return self.nearest_grids().nearest_many(lons, lats)
 
-    def _metric_tree(self) -> tuple[shapely.STRtree, np.ndarray, float]:
-        """Return (built once) the grids with longitudes scaled so a degree each way is as long, and their tree."""
-        if getattr(self, "_metric", None) is None:
-            _, miny, _, maxy = shapely.total_bounds(self.geometries)
-            scale = float(_east_scale(np.array([(miny + maxy) / 2]))[0])
-            scaled = shapely.transform(self.geometries, lambda xy: xy * np.array([scale, 1.0]))
-            self._lat_span = (min(abs(miny), abs(maxy)) if miny * maxy > 0 else 0.0, max(abs(miny), abs(maxy)))
-            self._metric = (shapely.STRtree(scaled), scaled, scale)
-        return self._metric
+    def nearest_grids(self) -> NearestGrids:
+        """Return (built once) the nearest-grid search over this index's grids."""
+        if getattr(self, "_nearest", None) is None:
+            self._nearest = NearestGrids(self.geometries)
+        return self._nearest
 
     # ---- many points -----------------------------------------------------------------------------------
     def locate_many(self, lons: Sequence[float], lats: Sequence[float], *, nearest: bool = True) -> BulkResult:
@@ -397,6 +348,81 @@ class GridIndex:
             for local in several.tolist():
                 candidates[int(positions[local])] = tuple(grids[starts[local] : starts[local] + hits[local]].tolist())
 
+
+
+class NearestGrids:
+    """The nearest grid to points in no grid, by geodesic distance, found through a tree of the grids with
+    longitudes scaled so a degree each way is about as long (at the middle latitude of all the grids).
+
+    It depends only on the geometries in code order, so an index and a one-off search over the same edition
+    (`gridmap locate --lon --lat` reads the grids without building the raster) give identical answers.
+    """
+
+    def __init__(self, geometries: Sequence[shapely.Geometry]) -> None:
+        self.geometries = np.asarray(geometries, dtype=object)
+        if not len(self.geometries):
+            self.scale, self._lat_span = 1.0, (0.0, 0.0)
+            self.scaled = self.geometries
+            self.tree = shapely.STRtree(self.geometries)
+            return
+        _, miny, _, maxy = shapely.total_bounds(self.geometries)
+        self.scale = scale = float(_east_scale(np.array([(miny + maxy) / 2]))[0])
+        self.scaled = shapely.transform(self.geometries, lambda xy: xy * np.array([scale, 1.0]))
+        self._lat_span = (min(abs(miny), abs(maxy)) if miny * maxy > 0 else 0.0, max(abs(miny), abs(maxy)))
+        self.tree = shapely.STRtree(self.scaled)
+
+    def nearest(self, *, lon: float, lat: float) -> tuple[int | None, float | None]:
+        """Return the position of the grid nearest to an uncovered point and its geodesic distance in metres."""
+        # The same search as nearest_many, on scalars: array set-up costs more than the search for one point.
+        if not len(self.geometries) or not (math.isfinite(lon) and math.isfinite(lat)):
+            return None, None
+        tree, scaled, scale = self.tree, self.scaled, self.scale
+        point = shapely.Point(lon * scale, lat)
+        first = float(shapely.distance(scaled[int(tree.nearest(point))], point))
+        low = min(abs(lat), self._lat_span[0])
+        high = min(max(abs(lat), self._lat_span[1]), 89.9)
+        slack = max(1.0, _east_scale_one(low) / scale) / min(1.0, _east_scale_one(high) / scale)
+        best: tuple[float, int] | None = None
+        reach = max(first * slack * 1.0001, 1e-12)
+        for grid in tree.query(point, predicate="dwithin", distance=reach).tolist():
+            (x1, y1), (x2, y2) = shapely.shortest_line(point, scaled[grid]).coords
+            metres = crs_module.geodesic_distance_m(lon1=x1 / scale, lat1=y1, lon2=x2 / scale, lat2=y2)
+            if best is None or (metres, grid) < best:
+                best = (metres, grid)
+        return (best[1], best[0]) if best else (None, None)
+
+    def nearest_many(self, lons: np.ndarray, lats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the nearest grid and geodesic distance in metres for each point (-1, nan when no grids)."""
+        positions = np.full(len(lons), -1, dtype=np.int64)
+        distances = np.full(len(lons), np.nan)
+        if not len(self.geometries) or not len(lons):
+            return positions, distances
+        tree, scaled, scale = self.tree, self.scaled, self.scale
+        lons, lats = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        points = shapely.points(lons * scale, lats)
+        # Distances in this space (longitude shrunk as at the index's mid latitude) are metres up to a factor
+        # that varies with latitude between the point and the grids; every grid whose scaled distance is within
+        # that factor of the nearest one may be the nearest in metres, so all of them are measured exactly.
+        pairs, nearest = tree.query_nearest(points, return_distance=True, all_matches=False)
+        first = np.zeros(len(points))
+        first[pairs[0]] = nearest
+        low = np.minimum(np.abs(lats), self._lat_span[0])
+        high = np.minimum(np.maximum(np.abs(lats), self._lat_span[1]), 89.9)
+        slack = np.maximum(1.0, _east_scale(low) / scale) / np.minimum(1.0, _east_scale(high) / scale)
+        which, grids = tree.query(points, predicate="dwithin", distance=np.maximum(first * slack * 1.0001, 1e-12))
+        ends = shapely.get_coordinates(shapely.shortest_line(points[which], scaled[grids]))
+        ends[:, 0] /= scale
+        metres = crs_module.geodesic_distance_m(
+            lon1=ends[0::2, 0], lat1=ends[0::2, 1], lon2=ends[1::2, 0], lat2=ends[1::2, 1]
+        )
+        metres = np.atleast_1d(metres)
+        order = np.lexsort((grids, metres, which))
+        which, grids, metres = which[order], grids[order], metres[order]
+        keep = np.ones(len(which), dtype=bool)
+        keep[1:] = which[1:] != which[:-1]
+        positions[which[keep]] = grids[keep]
+        distances[which[keep]] = metres[keep]
+        return positions, distances
 
 def _east_scale(lats: np.ndarray) -> np.ndarray:
     """Return the length of a degree of longitude over that of a degree of latitude, on the WGS84 ellipsoid."""

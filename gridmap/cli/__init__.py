@@ -1,6 +1,9 @@
 """The `gridmap` command: parse options, call the core, print. The only package that imports click.
 
-Commands of the cases, maps and audit work live in sibling modules, registered at the bottom.
+Commands of the cases, maps and audit work live in sibling modules, registered at the bottom. Start-up time is
+part of every command (`gridmap --help` must answer in well under half a second), so this package imports only
+click and the leaf modules at the top; each command imports the heavy modules (the store, geopandas, folium,
+the audit) it needs inside its body.
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ import json
 import secrets
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gridmap import boundaries, people
+from gridmap import people
 from gridmap.config import Settings, setting_help
 from gridmap.errors import GridmapError
-from gridmap.store import Store
 
-LEVEL_CHOICE = click.Choice(boundaries.IMPORT_LEVELS)
+if TYPE_CHECKING:
+    from gridmap.store import Store
+
+# The same values as boundaries.IMPORT_LEVELS and EXPORT_FORMATS (tests/test_cli.py checks), written out so that
+# parsing the command line does not import geopandas.
+IMPORT_LEVELS = ("district", "street", "community", "grid")
+EXPORT_FORMATS = ("geojson", "gpkg", "shp")
+LEVEL_CHOICE = click.Choice(IMPORT_LEVELS)
 PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}
 
 
@@ -47,6 +57,8 @@ def with_store(command):
     )
     @functools.wraps(command)
     def wrapper(*args, database_url: str | None, **kwargs):
+        from gridmap.store import Store
+
         settings = Settings.from_env(database_url=database_url)
         store = Store.open(settings)
         try:
@@ -85,6 +97,8 @@ def init_db(store: Store, settings: Settings) -> None:
 @with_store
 def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, **options) -> None:
     """Import street, community or grid boundaries from GeoJSON, Shapefile, GeoPackage or KML."""
+    from gridmap import boundaries
+
     plan = boundaries.plan_import(store, file, **options)
     for line in plan.summary():
         click.echo(line)
@@ -100,13 +114,15 @@ def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, 
 @click.option("--level", type=LEVEL_CHOICE, required=True)
 @click.option("--edition", help="Edition to export (default: the current one).")
 @click.option(
-    "--format", "fmt", type=click.Choice(tuple(boundaries.EXPORT_FORMATS)), help="Default: from OUT's suffix."
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Default: from OUT's suffix."
 )
 @with_store
 def export_boundaries(
     store: Store, settings: Settings, out: Path, level: str, edition: str | None, fmt: str | None
 ) -> None:
     """Write one level of an edition to GeoJSON, GeoPackage or Shapefile."""
+    from gridmap import boundaries
+
     count = boundaries.export_boundaries(store, out, level=level, edition=edition, fmt=fmt)
     click.echo(f"wrote {count} {level} areas to {out}")
 
@@ -163,8 +179,8 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 @with_store
 def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, closed_cases: int) -> None:
     """Load the generated demo district (12 streets, 175 communities, 1,464 grids) as the current edition."""
+    from gridmap import boundaries, geocode
     from gridmap import demo as demo_data
-    from gridmap import geocode
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
@@ -256,7 +272,8 @@ def locate(
         return
     if lon is None or lat is None:
         raise click.UsageError("give --lon and --lat, or --input and --output")
-    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition)
+    # One point: the database's spatial index answers faster than building the in-memory index would.
+    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition, use_index=False)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import jinja2
 
-from gridmap import audit
 from gridmap.cli import main, with_store
 from gridmap.config import PROJECT_DIR, Settings
-from gridmap.store import Store
+
+if TYPE_CHECKING:
+    from gridmap.store import Store
+
+# audit.FAIL_KINDS, written out so that `gridmap --help` does not import the audit (tests/test_cli.py checks).
+FAIL_KINDS = ("gaps", "overlaps", "outside_parent", "invalid", "slivers", "codes", "balance", "unassigned", "ambiguous")
 
 
 def _options(func):
@@ -36,6 +40,8 @@ def _thresholds(settings: Settings, **given) -> dict:
 
 def _write_html(out: Path, template: str, context: dict) -> None:
     """Render the same template the web serves, without Flask: autoescaped, no user, no CSRF form."""
+    import jinja2
+
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(PROJECT_DIR / "templates"),
         autoescape=True,
@@ -56,7 +62,7 @@ def _print_json(value: dict) -> None:
 @click.option(
     "--fail-on",
     metavar="KIND,…",
-    help=f"Exit with status 1 when any of these kinds has findings: all, {', '.join(audit.FAIL_KINDS)}.",
+    help=f"Exit with status 1 when any of these kinds has findings: all, {', '.join(FAIL_KINDS)}.",
 )
 @_options
 @with_store
@@ -70,6 +76,8 @@ def audit_command(
     **thresholds,
 ) -> None:
     """Audit an edition: gaps, overlaps, grids outside their community, invalid shapes, slivers, codes, balance."""
+    from gridmap import audit
+
     kinds = audit.parse_kinds(fail_on)  # refuse a misspelt kind before the audit runs
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
@@ -108,6 +116,8 @@ def compare_command(
     **thresholds,
 ) -> None:
     """Compare two editions: where each new grid's land, households and open cases come from."""
+    from gridmap import audit
+
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
         page = audit.compare_page(store, edition_a, edition_b, **options)

@@ -8,17 +8,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import shapely
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape
 
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
 from .engine import StoreBase
 
-if TYPE_CHECKING:  # geopandas costs ~0.3 s to import: only the calls that return frames load it
+if TYPE_CHECKING:  # geopandas, shapely: imported by the calls that use them, so quick commands start quickly
     import geopandas as gpd
+    import shapely
 
 EDITION_STATUSES = ("draft", "current", "retired")
 LEVELS = ("district", "street", "community", "grid")
@@ -223,6 +222,8 @@ class EditionStore(StoreBase):
             query = query.where(t.areas.c.code.in_(list(codes)))
         with self._connect() as conn:
             rows = conn.execute(query).all()
+        import shapely
+
         geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
         frame = gpd.GeoDataFrame(
             [dict(zip(AREA_FIELDS, r[: len(AREA_FIELDS)], strict=True)) for r in rows],
@@ -232,8 +233,10 @@ class EditionStore(StoreBase):
         )
         return frame
 
-    def area_attributes(self, edition: str, level: str | None = None) -> list[dict]:
-        """Return the attributes (no geometry) of an edition's areas, ordered by code."""
+    def area_attributes(
+        self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None
+    ) -> list[dict]:
+        """Return the attributes (no geometry) of an edition's areas (all, or those with `codes`), ordered by code."""
         query = (
             sa.select(*(t.areas.c[f] for f in AREA_FIELDS))
             .join(t.editions)
@@ -242,6 +245,8 @@ class EditionStore(StoreBase):
         )
         if level is not None:
             query = query.where(t.areas.c.level == level)
+        if codes is not None:
+            query = query.where(t.areas.c.code.in_(list(codes)))
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -264,7 +269,11 @@ class EditionStore(StoreBase):
         """
         a = t.areas.c
         base = sa.select().select_from(t.areas.join(t.editions)).where(t.editions.c.name == edition)
-        grids = base.add_columns(a.code, a.name, a.parent_code, sa.func.ST_AsBinary(a.geom)).where(a.level == "grid")
+        grids = (
+            base.add_columns(a.code, a.name, a.parent_code, sa.func.ST_AsBinary(a.geom))
+            .where(a.level == "grid")
+            .order_by(a.code)
+        )
         communities = base.add_columns(a.code, a.parent_code).where(a.level == "community")
         with self._connect() as conn:
             return [tuple(r) for r in conn.execute(grids)], [tuple(r) for r in conn.execute(communities)]
@@ -320,6 +329,8 @@ class EditionStore(StoreBase):
         if row is None:
             raise NotFound(f"edition {edition!r} has no area {code!r}")
         area = {k: v for k, v in row.items() if k != "wkb"}
+        import shapely
+
         area["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
         return area
 
@@ -347,9 +358,7 @@ class EditionStore(StoreBase):
             for code, version, geometry, attributes in changes:
                 values = dict(attributes)
                 if geometry is not None:
-                    if geometry.geom_type == "Polygon":
-                        geometry = shapely.MultiPolygon([geometry])
-                    values["geom"] = from_shape(geometry, srid=4326)
+                    values["geom"] = _geom_value(geometry)
                 updated = conn.execute(
                     t.areas.update()
                     .where(t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version)
@@ -397,7 +406,7 @@ class EditionStore(StoreBase):
         for row in frame.itertuples(index=False):
             values = [getattr(row, f) for f in AREA_FIELDS]
             digest.update(repr(values).encode())
-            digest.update(shapely.to_wkb(row.geometry, hex=True).encode())
+            digest.update(row.geometry.wkb_hex.encode())
         return digest.hexdigest()
 
 
@@ -412,10 +421,17 @@ def _edition(row) -> Edition:
     )
 
 
-def _area_row(edition_id: int, record: AreaRecord) -> dict:
-    geometry = record.geometry
+def _geom_value(geometry):
+    """The column value of a (Multi)Polygon: always a MultiPolygon, in EPSG:4326."""
+    import shapely
+    from geoalchemy2.shape import from_shape
+
     if geometry.geom_type == "Polygon":
         geometry = shapely.MultiPolygon([geometry])
+    return from_shape(geometry, srid=4326)
+
+
+def _area_row(edition_id: int, record: AreaRecord) -> dict:
     return {
         "edition_id": edition_id,
         "code": record.code,
@@ -426,5 +442,5 @@ def _area_row(edition_id: int, record: AreaRecord) -> dict:
         "households": record.households,
         "population": record.population,
         "staff": record.staff,
-        "geom": from_shape(geometry, srid=4326),
+        "geom": _geom_value(record.geometry),
     }
