@@ -349,7 +349,6 @@ class GridIndex:
                 candidates[int(positions[local])] = tuple(grids[starts[local] : starts[local] + hits[local]].tolist())
 
 
-
 class NearestGrids:
     """The nearest grid to points in no grid, by geodesic distance, found through a tree of the grids with
     longitudes scaled so a degree each way is about as long (at the middle latitude of all the grids).
@@ -423,6 +422,7 @@ class NearestGrids:
         positions[which[keep]] = grids[keep]
         distances[which[keep]] = metres[keep]
         return positions, distances
+
 
 def _east_scale(lats: np.ndarray) -> np.ndarray:
     """Return the length of a degree of longitude over that of a degree of latitude, on the WGS84 ellipsoid."""

@@ -113,9 +113,7 @@ def load_boundaries(store: Store, settings: Settings, file: Path, commit: bool, 
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--level", type=LEVEL_CHOICE, required=True)
 @click.option("--edition", help="Edition to export (default: the current one).")
-@click.option(
-    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Default: from OUT's suffix."
-)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Default: from OUT's suffix.")
 @with_store
 def export_boundaries(
     store: Store, settings: Settings, out: Path, level: str, edition: str | None, fmt: str | None
@@ -257,16 +255,23 @@ def locate(
     if input_path is not None:
         if output_path is None:
             raise click.UsageError("--input needs --output")
-        index = assign.grid_index(store, edition=edition)
-        rows = max(1, input_path.read_bytes().count(b"\n") - 1) if input_path.exists() else 1
-        with click.progressbar(length=rows, label="locating", file=sys.stderr) as bar:
+        from concurrent.futures import ThreadPoolExecutor
+
+        state = assign.edition_state(store, edition)
+        rows = _estimated_rows(input_path)
+        # The index is built in a second thread while the first block of rows is read and parsed.
+        with (
+            ThreadPoolExecutor(1) as pool,
+            click.progressbar(length=rows, label="locating", file=sys.stderr) as bar,
+        ):
             counts = assign.locate_csv(
-                index,
+                pool.submit(assign.index_at, store, state),
                 input_path,
                 output_path,
                 columns=(id_column, lon_column, lat_column),
                 crs=source_crs,
                 progress=bar.update,
+                warn=lambda line: click.echo(line, err=True),
             )
         click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
         return
@@ -284,6 +289,16 @@ def locate(
     click.echo(f"community {result['community_code']}  street {result['street_code']}")
     if result["ambiguous"]:
         click.echo("ambiguous: on a shared boundary of " + ", ".join(result["candidates"]) + " (lowest code wins)")
+
+
+def _estimated_rows(path: Path) -> int:
+    """Guess a CSV's rows from its size and its first lines (for the progress bar; counting would read it twice)."""
+    if not path.exists():
+        return 1
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    lines = max(1, head.count(b"\n"))
+    return max(1, round(path.stat().st_size / max(1, len(head)) * lines) - 1)
 
 
 @main.command("geocode")
@@ -378,6 +393,18 @@ def users_add(store: Store, settings: Settings, name: str, role: str, areas: tup
     click.echo(f"user {name!r} ({role}) created; API token (shown once): {token}")
 
 
+@users.command("revoke")
+@click.argument("name")
+@click.option("--new-token", is_flag=True, help="Issue a fresh token and print it (shown once).")
+@with_store
+def users_revoke(store: Store, settings: Settings, name: str, new_token: bool) -> None:
+    """Make a user's API token stop working (running servers forget it within GRIDMAP_AUTH_CACHE_SECONDS)."""
+    token = people.revoke_token(store, name, new_token=new_token)
+    click.echo(f"user {name!r}: the old API token no longer works (servers within {settings.auth_cache_seconds:g} s)")
+    if token:
+        click.echo(f"new API token (shown once): {token}")
+
+
 @users.command("list")
 @with_store
 def users_list(store: Store, settings: Settings) -> None:
@@ -389,17 +416,25 @@ def users_list(store: Store, settings: Settings) -> None:
 @main.command("serve")
 @click.option("--host", help=setting_help("host") + " [default: 127.0.0.1]")
 @click.option("--port", type=int, help=setting_help("port") + " [default: 5000]")
+@click.option("--workers", type=click.IntRange(1), help=setting_help("workers") + " [default: 1]")
+@click.option("--threads", type=click.IntRange(1), help=setting_help("threads") + " [default: 8]")
 @db_option
-def serve(host: str | None, port: int | None, database_url: str | None) -> None:
-    """Serve the web pages and API on a production WSGI server (waitress)."""
-    import waitress
+def serve(
+    host: str | None, port: int | None, workers: int | None, threads: int | None, database_url: str | None
+) -> None:
+    """Serve the web pages and API: waitress in one process, or gunicorn with --workers N (Linux, macOS)."""
+    from gridmap.store import Store
+    from gridmap.web import server
 
-    from gridmap.web import create_app
-
-    settings = Settings.from_env(host=host, port=port, database_url=database_url)
-    app = create_app(settings)
-    click.echo(f"gridmap on http://{settings.host}:{settings.port} ({app.extensions['gridmap'].store.describe()})")
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="gridmap")
+    settings = Settings.from_env(host=host, port=port, database_url=database_url, workers=workers, threads=threads)
+    if settings.workers > 1 and sys.platform == "win32":
+        raise click.UsageError("--workers needs gunicorn, which does not run on Windows: use one worker")
+    store = Store.open(settings)  # migrate once here, not in every worker at the same time
+    where = store.describe()
+    store.close()
+    how = f"{settings.workers} gunicorn workers" if settings.workers > 1 else "waitress"
+    click.echo(f"gridmap on http://{settings.host}:{settings.port} ({where}; {how}, {settings.threads} threads each)")
+    server.serve(settings)
 
 
 # Registering commands from sibling modules needs `main` and `with_store` defined first.

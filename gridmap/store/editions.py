@@ -60,6 +60,12 @@ class AreaRecord:
     staff: int | None = None
 
 
+# Built once: these run on every lookup request, where building a statement costs as much as running it.
+_REVISION_COLUMNS = (t.editions.c.name, t.editions.c.revision, t.editions.c.created_at)
+_CURRENT_REVISION = sa.select(*_REVISION_COLUMNS).where(t.editions.c.status == "current")
+_EDITION_REVISION = sa.select(*_REVISION_COLUMNS).where(t.editions.c.name == sa.bindparam("name"))
+
+
 class EditionStore(StoreBase):
     """Editions, areas and drafts."""
 
@@ -97,11 +103,11 @@ class EditionStore(StoreBase):
 
         One indexed row: what in-memory caches ask on every request to know whether they are still good.
         """
-        e = t.editions.c
-        query = sa.select(e.name, e.revision, e.created_at)
-        query = query.where(e.status == "current") if name is None else query.where(e.name == name)
         with self._connect() as conn:
-            row = conn.execute(query).first()
+            if name is None:
+                row = conn.execute(_CURRENT_REVISION).first()
+            else:
+                row = conn.execute(_EDITION_REVISION, {"name": name}).first()
         return None if row is None else (row[0], int(row[1]), str(row[2]))
 
     @staticmethod

@@ -57,7 +57,8 @@ class UserStore(StoreBase):
     def set_token_hash(self, name: str, token_hash: str | None) -> None:
         """Replace (or with None, remove) a user's API token hash."""
         with self.transaction() as conn:
-            updated = conn.execute(t.users.update().where(t.users.c.name == name).values(token_hash=token_hash)).rowcount
+            statement = t.users.update().where(t.users.c.name == name).values(token_hash=token_hash)
+            updated = conn.execute(statement).rowcount
         if updated != 1:
             raise NotFound(f"no user named {name!r}")
 
