@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import functools
+import importlib.util
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +49,32 @@ def _load_spatialite(library: str):
     return on_connect
 
 
+@functools.cache
+def _load_bundled_libraries() -> None:
+    """Load the PROJ, GDAL and GEOS that the pyproj, pyogrio and shapely wheels bundle, before mod_spatialite.
+
+    SQLite loads extensions with RTLD_GLOBAL, so mod_spatialite's own PROJ, GEOS and SQLite then take over the
+    symbols of any copy loaded later: pyproj crashed the process at exit and pyogrio crashed writing a file
+    when first imported after a SpatiaLite connection. Libraries already loaded keep their own bindings, and
+    loading them (not importing the packages) costs a few milliseconds each.
+    """
+    for package in ("pyproj", "pyogrio", "shapely"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            waiting = sorted((Path(location).parent / f"{package}.libs").glob("*.so*"))
+            # A bundled library finds its bundled dependencies only once they are loaded: retry until none is left.
+            for _ in range(len(waiting)):
+                failed = []
+                for library in waiting:
+                    try:
+                        ctypes.CDLL(str(library))
+                    except OSError:
+                        failed.append(library)
+                if not failed or len(failed) == len(waiting):
+                    break
+                waiting = failed
+
+
 class StoreBase:
     """A connection to one gridmap database (SpatiaLite or PostGIS): what every part of the store needs."""
 
@@ -87,10 +116,7 @@ class StoreBase:
             import sqlean
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise ConfigError("sqlean-py is required for SpatiaLite: pip install sqlean-py") from exc
-        # mod_spatialite links the system's PROJ; when pyproj (with its own PROJ) is first imported after the
-        # extension is loaded, the process crashes at exit. Loading pyproj first keeps them apart.
-        import pyproj  # noqa: F401
-
+        _load_bundled_libraries()
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, module=sqlean.dbapi2)
