@@ -7,11 +7,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from geodata import GRIDS
 
 from gridmap.config import Settings, redact_url
 from gridmap.errors import ConfigError, Conflict, NotFound
-from gridmap.store import AreaRecord, Store
+from gridmap.store import Store
 
 
 def test_new_database_is_at_the_newest_migration(store):

@@ -68,21 +68,23 @@ def locate_csv(
         )
     if len(set(header)) != len(header):
         raise InvalidInput(f"{input_path.name}: a column name appears twice in the header")
-    # Every column is read as text and written back as it came: no number is reformatted, no code loses a zero.
-    reader = pacsv.open_csv(
-        input_path,
-        read_options=pacsv.ReadOptions(column_names=header, skip_rows=skip, encoding=encoding, block_size=BLOCK_BYTES),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=False
-        ),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: _skip(row, skipped)),
-    )
+    skipped: list[str] = []  # before the reader: it parses its first block at once
     out_names = header + [c for c in OUTPUT_COLUMNS if c not in header]
     counts: Counter[str] = Counter()
-    skipped: list[str] = []
     # Written beside the output and renamed at the end: a run that fails leaves no half-written file behind.
     partial = output_path.with_name(output_path.name + ".partial")
     try:
+        # Every column is read as text and written back as it came: no number reformatted, no code loses a zero.
+        reader = pacsv.open_csv(
+            input_path,
+            read_options=pacsv.ReadOptions(
+                column_names=header, skip_rows=skip, encoding=encoding, block_size=BLOCK_BYTES
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False
+            ),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda row: _skip(row, skipped)),
+        )
         with pacsv.CSVWriter(partial, _schema(pa, out_names, header)) as writer:
             for batch in reader:
                 table = _located(index, batch, out_names, lon_column, lat_column, crs, counts)
@@ -109,9 +111,11 @@ def locate_csv(
 
 
 def _skip(row, skipped: list[str]) -> str:
-    # A line with the wrong number of fields cannot be written back beside the others: it is left out and named.
+    # A line with the wrong number of fields cannot be written back beside the others: it is left out and named
+    # by its line number when the reader knows it, and by its text.
     where = f"line {row.number}" if row.number is not None else "a line"
-    skipped.append(f"{where}: {row.actual_columns} fields where the header has {row.expected_columns}")
+    text = row.text if len(row.text) <= 80 else row.text[:77] + "..."
+    skipped.append(f"{where} with {row.actual_columns} fields where the header has {row.expected_columns}: {text!r}")
     return "skip"
 
 
