@@ -211,3 +211,31 @@ def test_concurrent_lookups_wait_for_one_build(district):
     finally:
         assign.keeper.build_index = original
     assert answers == ["fresh"] * 6 and builds == ["fresh"]
+
+
+def test_the_audit_is_computed_again_only_when_the_edition_or_the_cases_change(database_url, tmp_path, monkeypatch):
+    from gridmap import audit, cases
+
+    store = Store.open(database_url)
+    load_district(store, tmp_path)
+    drafts.create_draft(store, "plan")
+    token = people.add_user(store, "boss", role="admin")
+    app = create_app(Settings(database_url=database_url, secret_key="s"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    runs = []
+    original = audit.audit_edition
+    monkeypatch.setattr(audit, "audit_edition", lambda *a, **k: runs.append(a[1]) or original(*a, **k))
+    try:
+        first = client.get("/api/audit?edition=plan", headers=headers).json
+        assert client.get("/api/audit?edition=plan", headers=headers).json == first and runs == ["plan"]
+        drafts.save_grid(store, "plan", NW, {"version": 1, "households": 10})  # another process edits the draft
+        changed = client.get("/api/audit?edition=plan", headers=headers).json
+        assert runs == ["plan", "plan"] and changed != first
+        admin = people.User(name="boss", role="admin")
+        cases.report(store, user=admin, title="t", lon=117.105, lat=39.115, category_code="0102")
+        client.get("/api/audit?edition=plan", headers=headers)
+        assert len(runs) == 3
+    finally:
+        store.close()
+        app.extensions["gridmap"].store.close()

@@ -427,14 +427,13 @@ def _edition(row) -> Edition:
     )
 
 
-def _geom_value(geometry):
-    """The column value of a (Multi)Polygon: always a MultiPolygon, in EPSG:4326."""
+def _geom_value(geometry) -> bytes:
+    """The column value of a (Multi)Polygon: always a MultiPolygon, as WKB (the column converts it, EPSG:4326)."""
     import shapely
-    from geoalchemy2.shape import from_shape
 
     if geometry.geom_type == "Polygon":
         geometry = shapely.MultiPolygon([geometry])
-    return from_shape(geometry, srid=4326)
+    return shapely.to_wkb(geometry)
 
 
 def _area_row(edition_id: int, record: AreaRecord) -> dict:
