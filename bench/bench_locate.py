@@ -146,7 +146,8 @@ def at_15000(grids: gpd.GeoDataFrame, communities: gpd.GeoDataFrame, copies: int
         builds.append(seconds)
     raster = index.raster_summary()
     print(
-        f"{len(codes):,} grids: index built in {min(builds):.2f} s (best of 3; {', '.join(f'{b:.2f}' for b in builds)}) "
+        f"{len(codes):,} grids: index built in {min(builds):.2f} s "
+        f"(best of 3: {', '.join(f'{b:.2f}' for b in builds)}) "
         f"— target < 2 s; {raster['cells']:,} cells, {raster['on_an_edge']:,} on an edge"
     )
     rng = np.random.default_rng(5)
