@@ -10,6 +10,8 @@ Bearer token, at points spread over the district's bounding box:
   * one client, back to back: the latency of one request (target p99 < 2 ms), with 1 worker and N workers;
   * 16 connections for --duration seconds: sustained lookups/s (target ≥ 1,500/s with p99 < 20 ms, 0 errors)
     with N workers (and for comparison 1 worker, for a third of the time);
+  * first, the floor: a bare Flask route answering a constant JSON, on waitress and on gunicorn (one client),
+    so the server's and Flask's share of the latency is seen apart from gridmap's;
   * the mix (unless --no-mix), N workers: 80 % locate, 10 % list cases, 5 % report a case, 5 % act on a case
     (register a reported one), with req/s, p50/p95/p99, errors per kind and lost writes (a write answered
     2xx that is not in the database afterwards; also writes that are there though the client saw an error).
@@ -217,6 +219,44 @@ def line(label: str, result: dict, target: str) -> str:
     )
 
 
+BARE_APP = """
+from flask import Flask, jsonify
+app = Flask(__name__)
+@app.get("/api/constant")
+def constant():
+    return jsonify({"grid_code": "120104001001001", "ambiguous": False})
+"""
+BARE_LUA = """
+request = function() return wrk.format("GET", "/api/constant") end
+done = function(summary, latency, requests) report(summary, latency); io.write("}\\n") end
+"""
+
+
+def baseline(args) -> None:
+    """The latency of a bare Flask route on each server: what no application code can go below."""
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "bare.py").write_text(BARE_APP)
+        python = str(Path(sys.executable))
+        for name, command in (
+            ("waitress", [python, "-m", "waitress", "--threads", str(args.threads)]),
+            ("gunicorn 1 worker", [python, "-m", "gunicorn", "-k", "gthread", "--threads", str(args.threads)]),
+        ):
+            port = free_port()
+            bind = ["--listen", f"127.0.0.1:{port}"] if name == "waitress" else ["-b", f"127.0.0.1:{port}"]
+            process = subprocess.Popen(
+                [*command, *bind, "bare:app"], cwd=tmp, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )  # fmt: skip
+            try:
+                wait_for(f"http://127.0.0.1:{port}/api/constant")
+                script = COMMON_LUA % {"points": "{0,0}", "token": ""} + BARE_LUA
+                result = wrk(f"http://127.0.0.1:{port}", script, threads=1, connections=1, seconds=args.latency_seconds)
+                print(line(f"bare Flask on {name}, 1 client", result, "(the floor)"))
+            finally:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=20)
+
+
 def run_backend(backend: str, url: str, args) -> None:
     token = load_demo(url, admin="bench")
     points = points_over(url)
@@ -285,6 +325,7 @@ def main() -> None:
         "targets: one client p99 < 2 ms; N workers ≥ 1,500 lookups/s sustained, p99 < 20 ms, 0 errors; "
         "mix: 0 errors, 0 lost writes"
     )
+    baseline(args)
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         admin = postgres_admin_url(args.postgres) if backend == "postgis" else _Nothing()
         with admin as admin_url, scratch_database(backend, admin_url, "gridmap_bench_serve") as url:

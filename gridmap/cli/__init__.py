@@ -424,7 +424,7 @@ def serve(
 ) -> None:
     """Serve the web pages and API: waitress in one process, or gunicorn with --workers N (Linux, macOS)."""
     from gridmap.store import Store
-    from gridmap.web import server
+    from gridmap.cli import server
 
     settings = Settings.from_env(host=host, port=port, database_url=database_url, workers=workers, threads=threads)
     if settings.workers > 1 and sys.platform == "win32":

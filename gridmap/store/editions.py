@@ -110,6 +110,10 @@ class EditionStore(StoreBase):
                 row = conn.execute(_EDITION_REVISION, {"name": name}).first()
         return None if row is None else (row[0], int(row[1]), str(row[2]))
 
+    def edition_fingerprint(self, edition: str) -> tuple:
+        """Return what identifies the edition's current state; kept for callers written before revisions."""
+        return self.edition_revision(edition) or ()
+
     @staticmethod
     def _bump(conn: sa.Connection, edition_id: int) -> None:
         # Every change to an edition calls this inside its own transaction, so a cache can never see the new

@@ -220,6 +220,10 @@ class IncidentStore(StoreBase):
             value = conn.execute(sa.select(t.revisions.c.revision).where(t.revisions.c.name == "incidents")).scalar()
         return int(value or 0)
 
+    def incidents_fingerprint(self) -> tuple:
+        """Return (incidents revision,); kept for callers written before revisions."""
+        return (self.incidents_revision(),)
+
 
 def _bump_incidents(conn: sa.Connection) -> None:
     """Raise the incidents revision inside the transaction that changes incidents (every writer calls this)."""
