@@ -423,8 +423,8 @@ def serve(
     host: str | None, port: int | None, workers: int | None, threads: int | None, database_url: str | None
 ) -> None:
     """Serve the web pages and API: waitress in one process, or gunicorn with --workers N (Linux, macOS)."""
-    from gridmap.store import Store
     from gridmap.cli import server
+    from gridmap.store import Store
 
     settings = Settings.from_env(host=host, port=port, database_url=database_url, workers=workers, threads=threads)
     if settings.workers > 1 and sys.platform == "win32":

@@ -1,4 +1,4 @@
-"""The WSGI servers behind `gridmap serve` (the CLI owns them, as it owns waitress): waitress in one process (any OS), gunicorn for several (Unix).
+"""The WSGI servers behind `gridmap serve`: waitress in one process (any OS), gunicorn for several (Unix).
 
 Each process builds the current edition's grid index as it starts and keeps it at the newest revision in the
 background (`assign.IndexKeeper`), so lookups do not wait for a build, and an edition activated by any
