@@ -152,3 +152,25 @@ def test_missing_spatialite_library_is_a_clear_error(tmp_path):
 )
 def test_redact_url(url, expected):
     assert redact_url(url) == expected
+
+
+def test_spatialite_opened_first_does_not_break_shapely_pyproj_or_gdal(tmp_path):
+    """mod_spatialite is loaded RTLD_GLOBAL with its own GEOS, PROJ and SQLite: a process that opens SpatiaLite
+    before it first uses shapely, pyproj or pyogrio (as quick commands now do) must not crash."""
+    import subprocess
+    import sys
+
+    code = f"""
+from gridmap.store import Store
+store = Store.open("sqlite:///{tmp_path / "first.sqlite"}")
+store.list_editions()
+import numpy as np, shapely, pyproj, geopandas as gpd
+grid = shapely.box(0, 0, 1, 1); shapely.prepare(grid)
+assert shapely.intersects_xy(grid, np.array([0.5, 2.0]), np.array([0.5, 2.0])).tolist() == [True, False]
+assert round(pyproj.Geod(ellps="WGS84").inv(0, 0, 1, 0)[2]) == 111319
+gpd.GeoDataFrame(geometry=[grid], crs="EPSG:4326").to_file("{tmp_path / "out.gpkg"}")
+store.close()
+print("survived")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "survived", done.stderr[-2000:]

@@ -51,28 +51,30 @@ def _load_spatialite(library: str):
 
 @functools.cache
 def _load_bundled_libraries() -> None:
-    """Load the PROJ, GDAL and GEOS that the pyproj, pyogrio and shapely wheels bundle, before mod_spatialite.
+    """Bind pyproj, shapely and pyogrio to the PROJ, GEOS and GDAL their wheels bundle, before mod_spatialite.
 
-    SQLite loads extensions with RTLD_GLOBAL, so mod_spatialite's own PROJ, GEOS and SQLite then take over the
-    symbols of any copy loaded later: pyproj crashed the process at exit and pyogrio crashed writing a file
-    when first imported after a SpatiaLite connection. Libraries already loaded keep their own bindings, and
-    loading them (not importing the packages) costs a few milliseconds each.
+    SQLite loads extensions with RTLD_GLOBAL, so mod_spatialite's own PROJ, GEOS and SQLite take over the symbols
+    of whatever is loaded after it: shapely then crashed in a GEOS call, pyproj at exit and pyogrio writing a file.
+    Code already loaded keeps its bindings. shapely and pyproj are imported (their extension modules call PROJ and
+    GEOS themselves); for pyogrio loading its GDAL library is enough, and costs milliseconds, not its 0.5 s import.
     """
-    for package in ("pyproj", "pyogrio", "shapely"):
-        spec = importlib.util.find_spec(package)
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            waiting = sorted((Path(location).parent / f"{package}.libs").glob("*.so*"))
-            # A bundled library finds its bundled dependencies only once they are loaded: retry until none is left.
-            for _ in range(len(waiting)):
-                failed = []
-                for library in waiting:
-                    try:
-                        ctypes.CDLL(str(library))
-                    except OSError:
-                        failed.append(library)
-                if not failed or len(failed) == len(waiting):
-                    break
-                waiting = failed
+    import pyproj  # noqa: F401
+    import shapely  # noqa: F401
+
+    spec = importlib.util.find_spec("pyogrio")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        waiting = sorted((Path(location).parent / "pyogrio.libs").glob("*.so*"))
+        # A bundled library finds its bundled dependencies only once they are loaded: retry until none is left.
+        for _ in range(len(waiting)):
+            failed = []
+            for library in waiting:
+                try:
+                    ctypes.CDLL(str(library))
+                except OSError:
+                    failed.append(library)
+            if not failed or len(failed) == len(waiting):
+                break
+            waiting = failed
 
 
 class StoreBase:
