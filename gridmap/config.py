@@ -37,6 +37,17 @@ class Settings:
     host: str = _setting("127.0.0.1", "GRIDMAP_HOST", "Address `gridmap serve` listens on.")
     port: int = _setting(5000, "GRIDMAP_PORT", "Port `gridmap serve` listens on.")
     threads: int = _setting(8, "GRIDMAP_THREADS", "Worker threads of the WSGI server.")
+    auth_cache_seconds: float = _setting(
+        5.0,
+        "GRIDMAP_AUTH_CACHE_SECONDS",
+        "Seconds a user found by API token or session is remembered by a server process: a revoked token or a "
+        "changed role takes effect within this time (0: look the user up on every request).",
+    )
+    workers: int = _setting(
+        1,
+        "GRIDMAP_WORKERS",
+        "Server processes of `gridmap serve`: 1 runs waitress (threads, any OS); more runs gunicorn (Linux/macOS).",
+    )
     secret_key: str = _setting(
         "",
         "GRIDMAP_SECRET_KEY",

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-from pyproj import CRS, Geod
-from pyproj.crs import ProjectedCRS
-from pyproj.crs.coordinate_operation import TransverseMercatorConversion
 
 from gridmap.errors import InvalidInput
+
+if TYPE_CHECKING:  # pyproj is imported when first needed: a command that only parses coordinates skips it
+    from pyproj import CRS
 
 SUPPORTED = ("wgs84", "cgcs2000", "gcj02", "bd09")
 ALIASES = {
@@ -86,7 +86,12 @@ PROBLEMS = {
     "projected": "looks like projected metres, not degrees; give the file's CRS",
 }
 
-_GEOD = Geod(ellps="WGS84")
+
+@functools.cache
+def _geod():
+    from pyproj import Geod
+
+    return Geod(ellps="WGS84")
 
 
 # ---- inside China ----------------------------------------------------------------------------------
@@ -294,6 +299,21 @@ def classify_lonlat(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return codes
 
 
+def classify_one(x: float, y: float) -> str:
+    """`classify_lonlat` for one point, on floats (a request checks one point; arrays cost ~50 µs to set up)."""
+    if not (math.isfinite(x) and math.isfinite(y)):
+        return "not_finite"
+    if x == 0.0 and y == 0.0:
+        return "zero"
+    lat_lo, lat_hi = _CHINA_LAT_RANGE
+    lon_lo, lon_hi = _CHINA_LON_RANGE
+    if lat_lo <= x <= lat_hi and lon_lo <= y <= lon_hi:
+        return "swapped"
+    if abs(x) > 180.0 or abs(y) > 90.0:
+        return "projected"
+    return ""
+
+
 def parse_number(value, name: str) -> float:
     """Read one coordinate from text or a number, or raise InvalidInput naming it ("lon='abc' is not a number")."""
     try:
@@ -312,7 +332,7 @@ def check_lonlat(*, lon: float, lat: float, where: str = "") -> None:
         x, y = float(lon), float(lat)
     except (TypeError, ValueError):
         raise InvalidInput(f"{prefix}lon={lon!r}, lat={lat!r} is not a pair of numbers") from None
-    code = classify_lonlat(np.array([x]), np.array([y]))[0]
+    code = classify_one(x, y)
     if code:
         raise InvalidInput(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
 
@@ -330,6 +350,10 @@ def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: s
 @functools.lru_cache(maxsize=256)
 def local_metric_crs(*, lon: float, lat: float) -> CRS:
     """Return a transverse Mercator CRS (metres, WGS84) centred on lon/lat, for areas and lengths."""
+    from pyproj import CRS
+    from pyproj.crs import ProjectedCRS
+    from pyproj.crs.coordinate_operation import TransverseMercatorConversion
+
     check_lonlat(lon=lon, lat=lat, where="centre of the metric CRS")
     conversion = TransverseMercatorConversion(
         latitude_natural_origin=float(lat),
@@ -345,7 +369,7 @@ def local_metric_crs(*, lon: float, lat: float) -> CRS:
 
 def geodesic_distance_m(*, lon1: Coord, lat1: Coord, lon2: Coord, lat2: Coord) -> Coord:
     """Return the WGS84 geodesic distance in metres between two points (or arrays of points)."""
-    _, _, distance = _GEOD.inv(lon1, lat1, lon2, lat2)
+    _, _, distance = _geod().inv(lon1, lat1, lon2, lat2)
     if np.ndim(distance) == 0:
         return float(distance)
     return np.asarray(distance, dtype=float)

@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from gridmap.errors import InvalidInput, Unauthorized
@@ -124,3 +127,62 @@ def find_user(store, name: str) -> User | None:
     """Return a user by name, or None."""
     row = store.find_user(name=name)
     return _user(row) if row else None
+
+
+def revoke_token(store, name: str, *, new_token: bool = False) -> str | None:
+    """Make a user's API token stop working; with `new_token`, issue a fresh one and return it (shown once)."""
+    token = secrets.token_urlsafe(32) if new_token else None
+    store.set_token_hash(name, token_hash(token) if token else None)
+    return token
+
+
+class UserCache:
+    """Users found by API token or by session name, remembered for `ttl` seconds (the per-request lookup costs
+    two queries). A revoked token, a removed user or a changed role takes effect within `ttl` seconds in every
+    process; `clear()` makes it immediate in this one."""
+
+    def __init__(self, ttl: float, *, size: int = 1024) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[tuple[str, str], tuple[float, User | None]] = OrderedDict()
+
+    def _get(self, key: tuple[str, str], find):
+        if self.ttl <= 0:
+            return find()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        user = find()
+        if user is not None:  # unknown tokens are not remembered: a flood of them cannot evict good ones
+            with self._lock:
+                self._items[key] = (now + self.ttl, user)
+                self._items.move_to_end(key)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+        return user
+
+    def by_token(self, store, token: str) -> User:
+        """Return the user an API token belongs to (raise Unauthorized for an unknown token)."""
+        user = self._get(("token", token_hash(token) if token else ""), lambda: _user_or_none(store, token))
+        if user is None:
+            raise Unauthorized("unknown or missing API token")
+        return user
+
+    def by_name(self, store, name: str) -> User | None:
+        """Return a user by name, or None."""
+        return self._get(("name", name), lambda: find_user(store, name))
+
+    def clear(self) -> None:
+        """Forget every remembered user (after a change made by this process)."""
+        with self._lock:
+            self._items.clear()
+
+
+def _user_or_none(store, token: str) -> User | None:
+    try:
+        return user_for_token(store, token)
+    except Unauthorized:
+        return None

@@ -17,6 +17,7 @@ OWNERS = {
     "werkzeug": "web",
     "click": "cli",
     "waitress": "cli",
+    "gunicorn": "cli",
 }
 LEAVES = {"config", "errors", "crs"}
 

@@ -414,9 +414,6 @@ def test_map_data_follows_changes_to_cases(served, database_url):
     store = Store.open(database_url)
     store.add_incidents(case_rows(dt.datetime.now().replace(microsecond=0))[:1])
     store.close()
-    import time
-
-    time.sleep(1.1)  # the incidents fingerprint is re-read at most once a second
     _status, _headers, after = get(base, "/api/map/incidents", tokens["admin"])
     assert len(after["features"]) == len(before["features"]) + 1
 

@@ -1,6 +1,9 @@
 """The `gridmap` command: parse options, call the core, print. The only package that imports click.
 
-Commands of the cases, maps and audit work live in sibling modules, registered at the bottom.
+Commands of the cases, maps and audit work live in sibling modules, registered at the bottom. Start-up time is
+part of every command (`gridmap --help` must answer in well under half a second), so this package imports only
+click and the leaf modules at the top; each command imports the heavy modules (the store, geopandas, folium,
+the audit) it needs inside its body.
 """
 
 from __future__ import annotations
@@ -11,15 +14,22 @@ import json
 import secrets
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gridmap import boundaries, people
+from gridmap import people
 from gridmap.config import Settings, setting_help
 from gridmap.errors import GridmapError
-from gridmap.store import Store
 
-LEVEL_CHOICE = click.Choice(boundaries.IMPORT_LEVELS)
+if TYPE_CHECKING:
+    from gridmap.store import Store
+
+# The same values as boundaries.IMPORT_LEVELS and EXPORT_FORMATS (tests/test_cli.py checks), written out so that
+# parsing the command line does not import geopandas.
+IMPORT_LEVELS = ("district", "street", "community", "grid")
+EXPORT_FORMATS = ("geojson", "gpkg", "shp")
+LEVEL_CHOICE = click.Choice(IMPORT_LEVELS)
 PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}
 
 
@@ -47,6 +57,8 @@ def with_store(command):
     )
     @functools.wraps(command)
     def wrapper(*args, database_url: str | None, **kwargs):
+        from gridmap.store import Store
+
         settings = Settings.from_env(database_url=database_url)
         store = Store.open(settings)
         try:
@@ -116,6 +128,8 @@ def load_boundaries(
     store: Store, settings: Settings, file: Path, commit: bool, report_path: Path | None, **options
 ) -> None:
     """Import boundaries from GeoJSON, Esri JSON, Shapefile, GeoPackage or KML; every refusal is listed at once."""
+    from gridmap import boundaries
+
     try:
         plan = boundaries.plan_import(store, file, **options)
     except boundaries.ImportRefused as refused:
@@ -145,14 +159,14 @@ def load_boundaries(
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--level", type=LEVEL_CHOICE, required=True)
 @click.option("--edition", help="Edition to export (default: the current one).")
-@click.option(
-    "--format", "fmt", type=click.Choice(tuple(boundaries.EXPORT_FORMATS)), help="Default: from OUT's suffix."
-)
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), help="Default: from OUT's suffix.")
 @with_store
 def export_boundaries(
     store: Store, settings: Settings, out: Path, level: str, edition: str | None, fmt: str | None
 ) -> None:
     """Write one level of an edition to GeoJSON, GeoPackage or Shapefile."""
+    from gridmap import boundaries
+
     count = boundaries.export_boundaries(store, out, level=level, edition=edition, fmt=fmt)
     click.echo(f"wrote {count} {level} areas to {out}")
 
@@ -209,8 +223,8 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 @with_store
 def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, closed_cases: int) -> None:
     """Load the generated demo district (12 streets, 175 communities, 1,464 grids) as the current edition."""
+    from gridmap import boundaries, geocode
     from gridmap import demo as demo_data
-    from gridmap import geocode
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
@@ -287,22 +301,30 @@ def locate(
     if input_path is not None:
         if output_path is None:
             raise click.UsageError("--input needs --output")
-        index = assign.grid_index(store, edition=edition)
-        rows = max(1, input_path.read_bytes().count(b"\n") - 1) if input_path.exists() else 1
-        with click.progressbar(length=rows, label="locating", file=sys.stderr) as bar:
+        from concurrent.futures import ThreadPoolExecutor
+
+        state = assign.edition_state(store, edition)
+        rows = _estimated_rows(input_path)
+        # The index is built in a second thread while the first block of rows is read and parsed.
+        with (
+            ThreadPoolExecutor(1) as pool,
+            click.progressbar(length=rows, label="locating", file=sys.stderr) as bar,
+        ):
             counts = assign.locate_csv(
-                index,
+                pool.submit(assign.index_at, store, state),
                 input_path,
                 output_path,
                 columns=(id_column, lon_column, lat_column),
                 crs=source_crs,
                 progress=bar.update,
+                warn=lambda line: click.echo(line, err=True),
             )
         click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
         return
     if lon is None or lat is None:
         raise click.UsageError("give --lon and --lat, or --input and --output")
-    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition)
+    # One point: the database's spatial index answers faster than building the in-memory index would.
+    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition, use_index=False)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return
@@ -313,6 +335,16 @@ def locate(
     click.echo(f"community {result['community_code']}  street {result['street_code']}")
     if result["ambiguous"]:
         click.echo("ambiguous: on a shared boundary of " + ", ".join(result["candidates"]) + " (lowest code wins)")
+
+
+def _estimated_rows(path: Path) -> int:
+    """Guess a CSV's rows from its size and its first lines (for the progress bar; counting would read it twice)."""
+    if not path.exists():
+        return 1
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    lines = max(1, head.count(b"\n"))
+    return max(1, round(path.stat().st_size / max(1, len(head)) * lines) - 1)
 
 
 @main.command("geocode")
@@ -399,6 +431,18 @@ def users_add(store: Store, settings: Settings, name: str, role: str, areas: tup
     click.echo(f"user {name!r} ({role}) created; API token (shown once): {token}")
 
 
+@users.command("revoke")
+@click.argument("name")
+@click.option("--new-token", is_flag=True, help="Issue a fresh token and print it (shown once).")
+@with_store
+def users_revoke(store: Store, settings: Settings, name: str, new_token: bool) -> None:
+    """Make a user's API token stop working (running servers forget it within GRIDMAP_AUTH_CACHE_SECONDS)."""
+    token = people.revoke_token(store, name, new_token=new_token)
+    click.echo(f"user {name!r}: the old API token no longer works (servers within {settings.auth_cache_seconds:g} s)")
+    if token:
+        click.echo(f"new API token (shown once): {token}")
+
+
 @users.command("list")
 @with_store
 def users_list(store: Store, settings: Settings) -> None:
@@ -410,17 +454,25 @@ def users_list(store: Store, settings: Settings) -> None:
 @main.command("serve")
 @click.option("--host", help=setting_help("host") + " [default: 127.0.0.1]")
 @click.option("--port", type=int, help=setting_help("port") + " [default: 5000]")
+@click.option("--workers", type=click.IntRange(1), help=setting_help("workers") + " [default: 1]")
+@click.option("--threads", type=click.IntRange(1), help=setting_help("threads") + " [default: 8]")
 @db_option
-def serve(host: str | None, port: int | None, database_url: str | None) -> None:
-    """Serve the web pages and API on a production WSGI server (waitress)."""
-    import waitress
+def serve(
+    host: str | None, port: int | None, workers: int | None, threads: int | None, database_url: str | None
+) -> None:
+    """Serve the web pages and API: waitress in one process, or gunicorn with --workers N (Linux, macOS)."""
+    from gridmap.cli import server
+    from gridmap.store import Store
 
-    from gridmap.web import create_app
-
-    settings = Settings.from_env(host=host, port=port, database_url=database_url)
-    app = create_app(settings)
-    click.echo(f"gridmap on http://{settings.host}:{settings.port} ({app.extensions['gridmap'].store.describe()})")
-    waitress.serve(app, host=settings.host, port=settings.port, threads=settings.threads, ident="gridmap")
+    settings = Settings.from_env(host=host, port=port, database_url=database_url, workers=workers, threads=threads)
+    if settings.workers > 1 and sys.platform == "win32":
+        raise click.UsageError("--workers needs gunicorn, which does not run on Windows: use one worker")
+    store = Store.open(settings)  # migrate once here, not in every worker at the same time
+    where = store.describe()
+    store.close()
+    how = f"{settings.workers} gunicorn workers" if settings.workers > 1 else "waitress"
+    click.echo(f"gridmap on http://{settings.host}:{settings.port} ({where}; {how}, {settings.threads} threads each)")
+    server.serve(settings)
 
 
 # Registering commands from sibling modules needs `main` and `with_store` defined first.

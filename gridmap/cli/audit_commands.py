@@ -5,13 +5,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gridmap import audit, exports, language
 from gridmap.cli import lang_option, main, with_store
 from gridmap.config import PROJECT_DIR, Settings
-from gridmap.store import Store
+
+if TYPE_CHECKING:
+    from gridmap.store import Store
+
+# audit.FAIL_KINDS, written out so that `gridmap --help` does not import the audit (tests/test_cli.py checks).
+FAIL_KINDS = ("gaps", "overlaps", "outside_parent", "invalid", "slivers", "codes", "balance", "unassigned", "ambiguous")
 
 
 def _options(func):
@@ -35,11 +40,15 @@ def _thresholds(settings: Settings, **given) -> dict:
 
 def _write_html(out: Path, template: str, context: dict, lang: str) -> None:
     """Render the same template the web serves, without Flask: autoescaped, no user, no navigation."""
+    from gridmap import language
+
     environment = language.jinja_environment(PROJECT_DIR / "templates", lang)
     out.write_text(environment.get_template(template).render(**context), encoding="utf-8")
 
 
 def _write_tables(out: Path | None, tables: list, lang: str, *, quiet: bool) -> None:
+    from gridmap import exports
+
     if out is not None:
         exports.write(tables, "xlsx", lang=lang, target=out)
         click.echo(f"wrote {out}", err=quiet)
@@ -56,7 +65,7 @@ def _print_json(value: dict) -> None:
 @click.option(
     "--fail-on",
     metavar="KIND,…",
-    help=f"Exit with status 1 when any of these kinds has findings: all, {', '.join(audit.FAIL_KINDS)}.",
+    help=f"Exit with status 1 when any of these kinds has findings: all, {', '.join(FAIL_KINDS)}.",
 )
 @click.option("--xlsx", "xlsx_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the findings as XLSX.")
 @lang_option
@@ -74,6 +83,8 @@ def audit_command(
     **thresholds,
 ) -> None:
     """Audit an edition: gaps, overlaps, grids outside their community, invalid shapes, slivers, codes, balance."""
+    from gridmap import audit, exports
+
     kinds = audit.parse_kinds(fail_on)  # refuse a misspelt kind before the audit runs
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
@@ -119,6 +130,8 @@ def compare_command(
     **thresholds,
 ) -> None:
     """Compare two editions: where each new grid's land, households and open cases come from."""
+    from gridmap import audit, exports
+
     options = _thresholds(settings, **thresholds)
     if html_out is not None:
         page = audit.compare_page(store, edition_a, edition_b, **options)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from gridmap import language, maps
 from gridmap.cli import lang_option, main, with_store
 from gridmap.config import Settings
 from gridmap.errors import NotFound
-from gridmap.store import Store
+
+if TYPE_CHECKING:
+    from gridmap.store import Store
 
 # Half a pixel at zoom 15: sharp at street level, a third of the size of the unsimplified file.
 EXPORT_ZOOM = 15
@@ -35,6 +37,8 @@ def export_map(
     store: Store, *, edition: str | None = None, now: dt.datetime | None = None, calendar=None, lang: str = "zh"
 ) -> tuple[str, str]:
     """Return the standalone map HTML of an edition and a one-line summary."""
+    from gridmap import language, maps
+
     if edition is None:
         current = store.current_edition()
         if current is None:

@@ -6,16 +6,18 @@ import datetime as dt
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
-import shapely
 import sqlalchemy as sa
-from geoalchemy2.shape import from_shape
 
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
 from .engine import StoreBase
+
+if TYPE_CHECKING:  # geopandas, shapely: imported by the calls that use them, so quick commands start quickly
+    import geopandas as gpd
+    import shapely
 
 EDITION_STATUSES = ("draft", "current", "retired")
 LEVELS = ("district", "street", "community", "grid")
@@ -31,6 +33,7 @@ class Edition:
     valid_from: dt.date | None
     valid_to: dt.date | None
     created_at: dt.datetime
+    revision: int = 1
 
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
@@ -55,6 +58,12 @@ class AreaRecord:
     households: int | None = None
     population: int | None = None
     staff: int | None = None
+
+
+# Built once: these run on every lookup request, where building a statement costs as much as running it.
+_REVISION_COLUMNS = (t.editions.c.name, t.editions.c.revision, t.editions.c.created_at)
+_CURRENT_REVISION = sa.select(*_REVISION_COLUMNS).where(t.editions.c.status == "current")
+_EDITION_REVISION = sa.select(*_REVISION_COLUMNS).where(t.editions.c.name == sa.bindparam("name"))
 
 
 class EditionStore(StoreBase):
@@ -88,6 +97,30 @@ class EditionStore(StoreBase):
         with self._connect() as conn:
             row = conn.execute(sa.select(t.editions).where(t.editions.c.status == "current")).mappings().first()
         return _edition(row) if row else None
+
+    def edition_revision(self, name: str | None = None) -> tuple[str, int, str] | None:
+        """Return (name, revision, created_at text) of an edition, or of the current one when `name` is None.
+
+        One indexed row: what in-memory caches ask on every request to know whether they are still good.
+        """
+        with self._connect() as conn:
+            if name is None:
+                row = conn.execute(_CURRENT_REVISION).first()
+            else:
+                row = conn.execute(_EDITION_REVISION, {"name": name}).first()
+        return None if row is None else (row[0], int(row[1]), str(row[2]))
+
+    def edition_fingerprint(self, edition: str) -> tuple:
+        """Return what identifies the edition's current state; kept for callers written before revisions."""
+        return self.edition_revision(edition) or ()
+
+    @staticmethod
+    def _bump(conn: sa.Connection, edition_id: int) -> None:
+        # Every change to an edition calls this inside its own transaction, so a cache can never see the new
+        # content with the old revision.
+        conn.execute(
+            t.editions.update().where(t.editions.c.id == edition_id).values(revision=t.editions.c.revision + 1)
+        )
 
     def _edition_id(self, conn: sa.Connection, name: str) -> int:
         edition_id = conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).scalar()
@@ -129,12 +162,16 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.status == "current")
-                .values(status="retired", valid_to=valid_from - dt.timedelta(days=1))
+                .values(
+                    status="retired",
+                    valid_to=valid_from - dt.timedelta(days=1),
+                    revision=t.editions.c.revision + 1,
+                )
             )
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="current", valid_from=valid_from, valid_to=None)
+                .values(status="current", valid_from=valid_from, valid_to=None, revision=t.editions.c.revision + 1)
             )
         return self.get_edition(name)
 
@@ -149,7 +186,7 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="retired", valid_to=valid_to or dt.date.today())
+                .values(status="retired", valid_to=valid_to or dt.date.today(), revision=t.editions.c.revision + 1)
             )
         return self.get_edition(name)
 
@@ -168,6 +205,7 @@ class EditionStore(StoreBase):
                 raise Conflict(f"edition {edition!r} is retired; load into a new edition instead")
             if records:
                 conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in records])
+                self._bump(conn, edition_id)
         return len(records)
 
     def area_codes(self, edition: str, level: str | None = None) -> dict[str, str]:
@@ -180,6 +218,8 @@ class EditionStore(StoreBase):
 
     def areas(self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None) -> gpd.GeoDataFrame:
         """Return the areas of an edition as a GeoDataFrame (EPSG:4326), ordered by code."""
+        import geopandas as gpd
+
         query = (
             sa.select(*(t.areas.c[f] for f in AREA_FIELDS), sa.func.ST_AsBinary(t.areas.c.geom).label("wkb"))
             .join(t.editions)
@@ -192,6 +232,8 @@ class EditionStore(StoreBase):
             query = query.where(t.areas.c.code.in_(list(codes)))
         with self._connect() as conn:
             rows = conn.execute(query).all()
+        import shapely
+
         geometries = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
         frame = gpd.GeoDataFrame(
             [dict(zip(AREA_FIELDS, r[: len(AREA_FIELDS)], strict=True)) for r in rows],
@@ -201,8 +243,10 @@ class EditionStore(StoreBase):
         )
         return frame
 
-    def area_attributes(self, edition: str, level: str | None = None) -> list[dict]:
-        """Return the attributes (no geometry) of an edition's areas, ordered by code."""
+    def area_attributes(
+        self, edition: str, level: str | None = None, *, codes: Iterable[str] | None = None
+    ) -> list[dict]:
+        """Return the attributes (no geometry) of an edition's areas (all, or those with `codes`), ordered by code."""
         query = (
             sa.select(*(t.areas.c[f] for f in AREA_FIELDS))
             .join(t.editions)
@@ -211,6 +255,8 @@ class EditionStore(StoreBase):
         )
         if level is not None:
             query = query.where(t.areas.c.level == level)
+        if codes is not None:
+            query = query.where(t.areas.c.code.in_(list(codes)))
         with self._connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
 
@@ -226,25 +272,21 @@ class EditionStore(StoreBase):
             found = dict(conn.execute(query).all())
         return {level: found.get(level, 0) for level in LEVELS}
 
-    def edition_fingerprint(self, edition: str) -> tuple:
-        """Return a cheap value that changes whenever an edition's areas change (for in-memory caches)."""
+    def grid_rows(self, edition: str) -> tuple[list[tuple], list[tuple]]:
+        """Return (code, name, community code, WKB) of every grid and (code, street code) of every community.
+
+        Plain rows and bytes, no GeoDataFrame: what the grid index is built from, fast and without pandas.
+        """
         a = t.areas.c
-        query = (
-            sa.select(
-                sa.func.count(a.id),
-                sa.func.max(a.id),
-                sa.func.sum(a.id),
-                sa.func.sum(sa.func.ST_NPoints(a.geom)),
-                sa.func.sum(sa.func.ST_Area(a.geom) + sa.func.ST_Perimeter(a.geom)),
-                t.editions.c.status,
-            )
-            .join(t.editions)
-            .where(t.editions.c.name == edition)
-            .group_by(t.editions.c.status)
+        base = sa.select().select_from(t.areas.join(t.editions)).where(t.editions.c.name == edition)
+        grids = (
+            base.add_columns(a.code, a.name, a.parent_code, sa.func.ST_AsBinary(a.geom))
+            .where(a.level == "grid")
+            .order_by(a.code)
         )
+        communities = base.add_columns(a.code, a.parent_code).where(a.level == "community")
         with self._connect() as conn:
-            row = conn.execute(query).first()
-        return tuple(row) if row is not None else ()
+            return [tuple(r) for r in conn.execute(grids)], [tuple(r) for r in conn.execute(communities)]
 
     def edition_stamp(self, edition: str) -> tuple:
         """Return cheap values that change with every write to an edition (no geometry is read): for ETags."""
@@ -332,6 +374,8 @@ class EditionStore(StoreBase):
         if row is None:
             raise NotFound(f"edition {edition!r} has no area {code!r}")
         area = {k: v for k, v in row.items() if k != "wkb"}
+        import shapely
+
         area["geometry"] = shapely.from_wkb(bytes(row["wkb"]))
         return area
 
@@ -359,9 +403,7 @@ class EditionStore(StoreBase):
             for code, version, geometry, attributes in changes:
                 values = dict(attributes)
                 if geometry is not None:
-                    if geometry.geom_type == "Polygon":
-                        geometry = shapely.MultiPolygon([geometry])
-                    values["geom"] = from_shape(geometry, srid=4326)
+                    values["geom"] = _geom_value(geometry)
                 updated = conn.execute(
                     t.areas.update()
                     .where(t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version)
@@ -375,6 +417,7 @@ class EditionStore(StoreBase):
                         raise NotFound(f"edition {edition!r} has no area {code!r}")
                     raise Conflict(f"grid {code} was saved by someone else (now version {now}, you had {version})")
                 new_versions[code] = version + 1
+            self._bump(conn, edition_id)
         return new_versions
 
     def replace_areas(self, edition: str, *, remove: dict[str, int], add: Sequence[AreaRecord]) -> None:
@@ -391,6 +434,7 @@ class EditionStore(StoreBase):
                     raise Conflict(f"grid {code} was changed by someone else; reload the draft and try again")
             if add:
                 conn.execute(t.areas.insert(), [_area_row(edition_id, r) for r in add])
+            self._bump(conn, edition_id)
 
     def _draft_id(self, conn: sa.Connection, edition: str) -> int:
         row = conn.execute(sa.select(t.editions.c.id, t.editions.c.status).where(t.editions.c.name == edition)).first()
@@ -407,7 +451,7 @@ class EditionStore(StoreBase):
         for row in frame.itertuples(index=False):
             values = [getattr(row, f) for f in AREA_FIELDS]
             digest.update(repr(values).encode())
-            digest.update(shapely.to_wkb(row.geometry, hex=True).encode())
+            digest.update(row.geometry.wkb_hex.encode())
         return digest.hexdigest()
 
 
@@ -418,13 +462,20 @@ def _edition(row) -> Edition:
         valid_from=row["valid_from"],
         valid_to=row["valid_to"],
         created_at=row["created_at"],
+        revision=row["revision"],
     )
 
 
-def _area_row(edition_id: int, record: AreaRecord) -> dict:
-    geometry = record.geometry
+def _geom_value(geometry) -> bytes:
+    """The column value of a (Multi)Polygon: always a MultiPolygon, as WKB (the column converts it, EPSG:4326)."""
+    import shapely
+
     if geometry.geom_type == "Polygon":
         geometry = shapely.MultiPolygon([geometry])
+    return shapely.to_wkb(geometry)
+
+
+def _area_row(edition_id: int, record: AreaRecord) -> dict:
     return {
         "edition_id": edition_id,
         "code": record.code,
@@ -435,5 +486,5 @@ def _area_row(edition_id: int, record: AreaRecord) -> dict:
         "households": record.households,
         "population": record.population,
         "staff": record.staff,
-        "geom": from_shape(geometry, srid=4326),
+        "geom": _geom_value(record.geometry),
     }

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
+import functools
+import importlib.util
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Self
 
 import sqlalchemy as sa
-from alembic import command as alembic_command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
@@ -22,6 +22,9 @@ from gridmap.errors import ConfigError
 from . import tables as t
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
+# `revision = "0005"` / `down_revision = "0004"` lines of a migration file (alembic is only imported to upgrade:
+# importing it costs ~0.15 s, a third of what a quick command like `gridmap locate` may take).
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*[\"']([^\"']+)[\"']", re.M)
 
 
 def _load_spatialite(library: str):
@@ -44,6 +47,34 @@ def _load_spatialite(library: str):
             dbapi_connection.execute("SELECT InitSpatialMetaData(1)")
 
     return on_connect
+
+
+@functools.cache
+def _load_bundled_libraries() -> None:
+    """Bind pyproj, shapely and pyogrio to the PROJ, GEOS and GDAL their wheels bundle, before mod_spatialite.
+
+    SQLite loads extensions with RTLD_GLOBAL, so mod_spatialite's own PROJ, GEOS and SQLite take over the symbols
+    of whatever is loaded after it: shapely then crashed in a GEOS call, pyproj at exit and pyogrio writing a file.
+    Code already loaded keeps its bindings. shapely and pyproj are imported (their extension modules call PROJ and
+    GEOS themselves); for pyogrio loading its GDAL library is enough, and costs milliseconds, not its 0.5 s import.
+    """
+    import pyproj  # noqa: F401
+    import shapely  # noqa: F401
+
+    spec = importlib.util.find_spec("pyogrio")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        waiting = sorted((Path(location).parent / "pyogrio.libs").glob("*.so*"))
+        # A bundled library finds its bundled dependencies only once they are loaded: retry until none is left.
+        for _ in range(len(waiting)):
+            failed = []
+            for library in waiting:
+                try:
+                    ctypes.CDLL(str(library))
+                except OSError:
+                    failed.append(library)
+            if not failed or len(failed) == len(waiting):
+                break
+            waiting = failed
 
 
 class StoreBase:
@@ -87,6 +118,7 @@ class StoreBase:
             import sqlean
         except ImportError as exc:  # pragma: no cover - a dependency of the package
             raise ConfigError("sqlean-py is required for SpatiaLite: pip install sqlean-py") from exc
+        _load_bundled_libraries()
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, module=sqlean.dbapi2)
@@ -119,7 +151,9 @@ class StoreBase:
             raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
 
     # ---- schema ----------------------------------------------------------------------------------
-    def _alembic_config(self) -> AlembicConfig:
+    def _alembic_config(self):
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         config.set_main_option("script_location", str(_MIGRATIONS))
         return config
@@ -127,10 +161,23 @@ class StoreBase:
     def schema_revision(self) -> str | None:
         """Return the migration revision the database is at (None when empty)."""
         with self._connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return None
+            return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     def head_revision(self) -> str:
         """Return the newest migration revision this code knows."""
+        revisions, parents = set(), set()
+        for path in (_MIGRATIONS / "versions").glob("*.py"):
+            found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+            if "revision" in found:
+                revisions.add(found["revision"])
+                parents.add(found.get("down_revision"))
+        heads = revisions - parents
+        if len(heads) == 1:
+            return heads.pop()
+        from alembic.script import ScriptDirectory  # anything but one plain chain: let alembic decide
+
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def ensure_schema(self) -> None:
@@ -140,6 +187,8 @@ class StoreBase:
         with self.transaction() as conn:
             if self.backend == "postgis":
                 self._ensure_postgis(conn)
+            from alembic import command as alembic_command
+
             config = self._alembic_config()
             config.attributes["connection"] = conn
             alembic_command.upgrade(config, "head")

@@ -73,6 +73,7 @@ class IncidentStore(StoreBase):
                         for i, row in zip(ids, rows, strict=True)
                     ],
                 )
+                _bump_incidents(conn)
         return ids
 
     def incident_points(self, *, only_open: bool = False) -> list[dict]:
@@ -126,6 +127,7 @@ class IncidentStore(StoreBase):
         ]
         with self.transaction() as conn:
             conn.execute(statement, rows)
+            _bump_incidents(conn)
         return len(rows)
 
     def get_incident(self, incident_id: int) -> dict:
@@ -227,6 +229,7 @@ class IncidentStore(StoreBase):
                 raise Conflict(f"incident {incident_id} was changed by someone else; reload it and try again")
             added = t.incident_history.insert().values(incident_id=incident_id, **history)
             entry = conn.execute(added.returning(t.incident_history.c.id)).scalar_one()
+            _bump_incidents(conn)
         if within is not None:
             return {"history_id": entry}
         return self.get_incident(incident_id)
@@ -285,9 +288,19 @@ class IncidentStore(StoreBase):
             for row in rows
         ]
 
-    def incidents_fingerprint(self) -> tuple:
-        """Return (count, highest id, sum of versions): it changes whenever an incident is added or changed."""
-        c = t.incidents.c
+    def incidents_revision(self) -> int:
+        """Return a number that every change to any incident raises (one primary-key row, for caches)."""
         with self._connect() as conn:
-            row = conn.execute(sa.select(sa.func.count(), sa.func.max(c.id), sa.func.sum(c.version))).one()
-        return tuple(int(v or 0) for v in row)
+            value = conn.execute(sa.select(t.revisions.c.revision).where(t.revisions.c.name == "incidents")).scalar()
+        return int(value or 0)
+
+    def incidents_fingerprint(self) -> tuple:
+        """Return (incidents revision,); kept for callers written before revisions."""
+        return (self.incidents_revision(),)
+
+
+def _bump_incidents(conn: sa.Connection) -> None:
+    """Raise the incidents revision inside the transaction that changes incidents (every writer calls this)."""
+    conn.execute(
+        t.revisions.update().where(t.revisions.c.name == "incidents").values(revision=t.revisions.c.revision + 1)
+    )

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from gridmap.errors import Conflict
+from gridmap.errors import Conflict, NotFound
 
 from . import tables as t
 from .engine import StoreBase
@@ -53,6 +53,14 @@ class UserStore(StoreBase):
                 .order_by(t.user_areas.c.area_code)
             ).scalars()
             return {**dict(row), "areas": list(areas)}
+
+    def set_token_hash(self, name: str, token_hash: str | None) -> None:
+        """Replace (or with None, remove) a user's API token hash."""
+        with self.transaction() as conn:
+            statement = t.users.update().where(t.users.c.name == name).values(token_hash=token_hash)
+            updated = conn.execute(statement).rowcount
+        if updated != 1:
+            raise NotFound(f"no user named {name!r}")
 
     def list_users(self) -> list[dict]:
         """Return every user's name, role and areas."""

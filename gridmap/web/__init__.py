@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.errors import GridmapError
+from gridmap.people import UserCache
 from gridmap.store import Store
 from gridmap.web import i18n
 
@@ -22,10 +23,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class AppState:
-    """What the request handlers share: the settings and the open store."""
+    """What the request handlers share: the settings, the open store and the users seen lately."""
 
     settings: Settings
     store: Store
+    users: UserCache | None = None
+
+    def __post_init__(self) -> None:
+        if self.users is None:
+            self.users = UserCache(self.settings.auth_cache_seconds)
 
 
 def create_app(settings: Settings | None = None) -> Flask:

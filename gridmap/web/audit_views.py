@@ -1,6 +1,15 @@
-"""The coverage audit report (/audit) and its JSON (/api/audit); the plan comparison (/compare, /api/compare)."""
+"""The coverage audit report (/audit) and its JSON (/api/audit); the plan comparison (/compare, /api/compare).
+
+Reports are kept in memory per (edition, its revision, the incidents revision, the day, the thresholds): the
+editor asks for the audit after every edit, and an unchanged draft is not audited twice. The revisions are one
+indexed row each, so a change made by any process is seen on the next request.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
@@ -38,11 +47,43 @@ def _options() -> dict:
     return options
 
 
+_KEEP = 16
+_lock = threading.Lock()
+
+
+def _cached(kind: str, editions: tuple, options: dict, compute):
+    """Return a report from memory when nothing it depends on has changed, else compute and keep it."""
+    store = _state().store
+    # Every edition's name, status and revision (one small query): a report also lists the editions to pick from.
+    states = tuple((e.name, e.status, e.revision, str(e.created_at)) for e in store.list_editions())
+    key = (
+        kind,
+        store.url,
+        editions,
+        states,
+        store.incidents_revision(),
+        dt.date.today(),
+        tuple(sorted(options.items())),
+    )
+    reports = current_app.extensions.setdefault("gridmap_audit_cache", OrderedDict())
+    with _lock:
+        if key in reports:
+            reports.move_to_end(key)
+            return reports[key]
+    value = compute(*editions)
+    with _lock:
+        reports[key] = value
+        while len(reports) > _KEEP:
+            reports.popitem(last=False)
+    return value
+
+
 def _scoped(report: dict) -> dict:
     """Keep only the incidents the signed-in user may see (a grid worker: their own grids)."""
     user = current_user()
     if user is None or user.sees_all_areas:
         return report
+    report = dict(report)  # the cached report is shared: scope a copy
     lists = report["incidents"]
     report["incidents"] = {
         # An incident in no grid belongs to nobody's patch: only district-wide roles see it.
@@ -67,8 +108,14 @@ def _pair() -> tuple[str, str]:
 @require_user()
 def audit_report():
     """Show the coverage audit of an edition (?edition=, default the current one) as an HTML report."""
-    page = audit.audit_page(_state().store, request.args.get("edition") or None, **_options())
-    page["report"] = _scoped(page["report"])
+    options = _options()
+    page = _cached(
+        "page",
+        (request.args.get("edition") or None,),
+        options,
+        lambda e: audit.audit_page(_state().store, e, **options),
+    )
+    page = {**page, "report": _scoped(page["report"])}
     return render_template("audit.html", **page)
 
 
@@ -76,7 +123,9 @@ def audit_report():
 @require_user()
 def audit_json():
     """Return the coverage audit of an edition as JSON."""
-    report = audit.audit_edition(_state().store, request.args.get("edition") or None, **_options())
+    options = _options()
+    edition = request.args.get("edition") or None
+    report = _cached("json", (edition,), options, lambda e: audit.audit_edition(_state().store, e, **options))
     return jsonify(_scoped(report))
 
 
@@ -85,7 +134,9 @@ def audit_json():
 def compare_report():
     """Show what edition b changes against edition a (?a=&b=) as an HTML report."""
     a, b = _pair()
-    return render_template("compare.html", **audit.compare_page(_state().store, a, b, **_options()))
+    options = _options()
+    page = _cached("compare-page", (a, b), options, lambda x, y: audit.compare_page(_state().store, x, y, **options))
+    return render_template("compare.html", **page)
 
 
 @blueprint.get("/api/compare")
@@ -93,4 +144,6 @@ def compare_report():
 def compare_json():
     """Return the comparison of editions a and b as JSON."""
     a, b = _pair()
-    return jsonify(audit.compare_editions(_state().store, a, b, **_options()))
+    options = _options()
+    report = _cached("compare", (a, b), options, lambda x, y: audit.compare_editions(_state().store, x, y, **options))
+    return jsonify(report)

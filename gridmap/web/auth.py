@@ -46,18 +46,19 @@ def _request_token() -> str | None:
 
 
 def _load_user() -> None:
-    store = current_app.extensions["gridmap"].store
+    state = current_app.extensions["gridmap"]
+    store = state.store
     token = _request_token()
     g.user = None
     if token is not None:
-        g.user = people.user_for_token(store, token)
+        g.user = state.users.by_token(store, token)
         return
     name = session.get("user")
     # CSRF guards what a session cookie authorises; an API call with no session is refused as anonymous (401).
     if request.method in _UNSAFE and (name or not request.path.startswith(_API_PATHS)):
         csrf.protect()
     if name:
-        g.user = people.find_user(store, name)
+        g.user = state.users.by_name(store, name)
         if g.user is None:
             session.clear()
 

@@ -4,9 +4,10 @@ Every route needs a signed-in user (session or Bearer token). Grid outlines are 
 signed in sees them all; case counts, case points and case details follow the user's scope (a grid worker
 sees only the cases of their own grids; other grids show "n/a", another grid's case is 404).
 
-The heavy parts are cached in memory: simplified geometry per (edition, its fingerprint, level, zoom level,
-CRS) and the open cases with their traffic lights per (incidents fingerprint, 5-minute clock tick), so a
-filter change re-reads nothing from the database.
+The heavy parts are cached in memory: simplified geometry per (edition, its revision, level, zoom level, CRS)
+and the open cases with their traffic lights per (incidents revision, 5-minute clock tick), so a filter change
+re-reads nothing from the database. Both revisions are one indexed row each, read on every request, so a change
+made by any process shows on the next request.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ import datetime as dt
 import gzip
 import logging
 import threading
-import time
 from collections import OrderedDict, defaultdict
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask_babel import gettext as _
 
 from gridmap import assets, maps, people
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 LEVELS = ("grid", "community", "street")
 _GZIP_MIN_BYTES = 1024  # below this gzip saves less than its header costs
 _CACHE_SIZE = 32
-_FINGERPRINT_TTL_S = 1.0  # a change to a case shows on the map at most this much later
 _CLOCK_TICK = dt.timedelta(minutes=5)  # traffic lights are recomputed at most this often
 
 
@@ -83,14 +82,21 @@ def _now() -> dt.datetime:
 
 
 def _edition_name() -> str:
-    store = _store()
-    name = request.args.get("edition") or None
-    if name is None:
-        edition = store.current_edition()
-        if edition is None:
-            raise NotFound("no current edition: load boundaries or run `gridmap demo`")
-        return edition.name
-    return store.get_edition(name).name
+    return _edition_revision()[0]
+
+
+def _edition_revision() -> tuple[str, int, str]:
+    """Return (name, revision, created) of the asked-for edition (default: the current one), once per request."""
+    if "gridmap_edition" not in g:
+        store = _store()
+        name = request.args.get("edition") or None
+        found = store.edition_revision(name)
+        if found is None:
+            if name is None:
+                raise NotFound("no current edition: load boundaries or run `gridmap demo`")
+            store.get_edition(name)  # raises NotFound listing the editions there are
+        g.gridmap_edition = found
+    return g.gridmap_edition
 
 
 def _crs() -> str:
@@ -142,7 +148,13 @@ def _json_response(body: str | _Payload) -> Response:
 # ---- data shared by the routes ------------------------------------------------------------------------------
 def _geometry_key(kind: str, store, edition: str, level: str, zoom: float | None, crs: str) -> tuple:
     """Cache key of one level's geometry: changes when the edition's areas change or the zoom band does."""
-    return (kind, store.describe(), edition, store.edition_fingerprint(edition), level, maps.simplify_level(zoom), crs)
+    return (kind, store.describe(), _edition_key(edition), level, maps.simplify_level(zoom), crs)
+
+
+def _edition_key(edition: str) -> tuple:
+    """What identifies one state of an edition: its name, revision and creation time (one row, no aggregate)."""
+    current = _edition_revision()
+    return current if current[0] == edition else _store().edition_revision(edition)
 
 
 def _areas(edition: str, level: str, zoom: float | None, crs: str) -> tuple:
@@ -170,7 +182,7 @@ def _open_cases() -> tuple[list[dict], list[str | None], dt.datetime]:
     store = _store()
     now = _now()
     tick = dt.datetime.min + ((now - dt.datetime.min) // _CLOCK_TICK) * _CLOCK_TICK
-    key = ("cases", store.describe(), _incidents_fingerprint(), tick)
+    key = ("cases", store.describe(), store.incidents_revision(), tick)
     calendar = _calendar()
 
     def compute():
@@ -178,18 +190,6 @@ def _open_cases() -> tuple[list[dict], list[str | None], dt.datetime]:
         return rows, maps.traffic_lights(rows, now=now, calendar=calendar), now
 
     return _cache().get(key, compute)
-
-
-def _incidents_fingerprint() -> tuple:
-    # One page load asks several times within a second; counting 50,000 rows each time costs ~50 ms.
-    cache = _cache()
-    now = time.monotonic()
-    last = cache.items.get("fingerprint")
-    if last is None or now - last[0] > _FINGERPRINT_TTL_S:
-        last = (now, _store().incidents_fingerprint())
-        with cache.lock:
-            cache.items["fingerprint"] = last
-    return last[1]
 
 
 def _visible(user: people.User, row: dict) -> bool:
@@ -366,8 +366,7 @@ def map_grids():
     key = (
         "grids",
         store.describe(),
-        edition,
-        store.edition_fingerprint(edition),
+        _edition_key(edition),
         maps.simplify_level(zoom),
         crs,
         now,

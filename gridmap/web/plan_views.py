@@ -10,7 +10,7 @@ import datetime as dt
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from gridmap import drafts
+from gridmap import assign, drafts
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
 from gridmap.web.auth import current_user, require_user
@@ -170,7 +170,9 @@ def activate(name: str):
     waive = body.get("waive") or []
     if not isinstance(waive, list):
         raise InvalidInput("waive must be a list of {finding, reason}")
-    return jsonify(drafts.activate_draft(_store(), name, valid_from=valid_from, waive=waive))
+    activated = drafts.activate_draft(_store(), name, valid_from=valid_from, waive=waive)
+    assign.prepare(_store())  # the new current edition's index, built before lookups ask for it
+    return jsonify(activated)
 
 
 @blueprint.get("/plans")

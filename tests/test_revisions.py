@@ -1,0 +1,241 @@
+"""Edition and incident revisions, the caches keyed on them, and the /api/locate request path, on both backends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from geodata import GRIDS, load_district
+from shapely.geometry import box, mapping
+
+from gridmap import assign, drafts, people
+from gridmap.config import Settings
+from gridmap.errors import Unauthorized
+from gridmap.store import Store
+from gridmap.web import create_app
+
+NW, SW, NE, SE = (g["code"] for g in GRIDS)
+
+
+@pytest.fixture
+def district(store, tmp_path):
+    load_district(store, tmp_path)
+    return store
+
+
+def revision(store, edition: str) -> int:
+    return store.edition_revision(edition)[1]
+
+
+def test_every_change_to_an_edition_bumps_its_revision_in_the_same_transaction(district):
+    main = district.current_edition().name
+    steps = []
+
+    def bumped(what, edition, action):
+        before = revision(district, edition)
+        action()
+        steps.append((what, revision(district, edition) - before))
+
+    drafts.create_draft(district, "plan")  # copy: a new edition with its own revision; the source is untouched
+    assert revision(district, "plan") == 1
+    bumped("save", "plan", lambda: drafts.save_grid(district, "plan", NW, {"version": 1, "households": 1}))
+    bumped(
+        "split",
+        "plan",
+        lambda: drafts.split_grid(
+            district, "plan", SW, {"type": "LineString", "coordinates": [[117.105, 39.115], [117.105, 39.095]]}
+        ),
+    )
+    bumped("merge", "plan", lambda: drafts.merge_grids(district, "plan", [NE, SE]))
+    bumped(
+        "move vertex", "plan", lambda: drafts.move_vertex(district, "plan", old=[117.10, 39.12], new=[117.1, 39.121])
+    )
+    bumped("delete", "plan", lambda: drafts.delete_grid(district, "plan", NW, version=3))
+    bumped(
+        "add",
+        "plan",
+        lambda: drafts.add_grid(
+            district, "plan", {"community_code": "120104001001", "geometry": mapping(box(117.10, 39.11, 117.11, 39.12))}
+        ),
+    )
+    bumped("retire", main, lambda: district.retire_edition(main))
+    assert all(change == 1 for _what, change in steps), steps
+    before = revision(district, "plan")
+    district.activate_edition("plan")
+    assert revision(district, "plan") == before + 1
+    assert district.edition_revision()[0] == "plan"  # the current edition is found by one indexed row
+
+
+def test_a_failed_change_does_not_bump_the_revision(district):
+    drafts.create_draft(district, "plan")
+    before = revision(district, "plan")
+    with pytest.raises(Exception, match="someone else"):
+        drafts.save_grid(district, "plan", NW, {"version": 7, "households": 1})
+    assert revision(district, "plan") == before
+
+
+def test_loading_into_an_edition_bumps_it_and_the_index_follows(district, tmp_path):
+    main = district.current_edition().name
+    index = assign.grid_index(district)
+    assert assign.grid_index(district) is index  # cached while the revision stays
+    before = revision(district, main)
+    from gridmap.store import AreaRecord
+
+    district.add_areas(
+        main,
+        [AreaRecord("120104001002009", "新网格", "grid", "120104001002", box(117.12, 39.10, 117.13, 39.11))],
+    )
+    assert revision(district, main) == before + 1
+    rebuilt = assign.grid_index(district)
+    assert rebuilt is not index and "120104001002009" in rebuilt.codes
+    assert assign.locate(district, lon=117.125, lat=39.105)["grid_code"] == "120104001002009"
+
+
+def test_every_incident_write_bumps_the_incidents_revision(district):
+    from gridmap import cases
+
+    start = district.incidents_revision()
+    admin = people.User(name="a", role="admin")
+    case = cases.report(district, user=admin, title="t", description="d", lon=117.105, lat=39.115, category_code="0102")
+    assert district.incidents_revision() == start + 1
+    cases.act(district, case["id"], user=admin, action="register")
+    assert district.incidents_revision() == start + 2
+    assign.reassign(district)
+    assert district.incidents_revision() == start + 3
+
+
+def test_a_lookup_asks_the_database_one_indexed_row_and_no_aggregate(database_url, tmp_path):
+    store = Store.open(database_url)
+    load_district(store, tmp_path)
+    token = people.add_user(store, "api", role="viewer")
+    store.close()
+    app = create_app(Settings(database_url=database_url, secret_key="s"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/locate?lon=117.105&lat=39.115", headers=headers).json["grid_code"] == NW  # warm
+    statements: list[str] = []
+    engine = app.extensions["gridmap"].store.engine
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for _ in range(5):
+            answer = client.get("/api/locate?lon=117.115&lat=39.105", headers=headers).json
+            assert answer["grid_code"] == SE
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+        app.extensions["gridmap"].store.close()
+    assert len(statements) == 5, statements  # the edition's revision; the token's user is remembered
+    assert all("FROM editions" in s and "WHERE editions.status" in s for s in statements)
+    assert not any(word in s.upper() for s in statements for word in ("ST_", "SUM(", "COUNT("))
+
+
+def test_a_revoked_token_stops_working_within_the_cache_time(database_url, tmp_path):
+    store = Store.open(database_url)
+    token = people.add_user(store, "worker", role="viewer")
+    app = create_app(Settings(database_url=database_url, secret_key="s", auth_cache_seconds=0.5))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        assert client.get("/api/editions", headers=headers).status_code == 200
+        people.revoke_token(store, "worker")  # another process (the CLI) revokes it
+        assert client.get("/api/editions", headers=headers).status_code == 200  # still remembered
+        time.sleep(0.6)
+        refused = client.get("/api/editions", headers=headers)
+        assert refused.status_code == 401 and "unknown or missing API token" in refused.json["error"]
+    finally:
+        store.close()
+        app.extensions["gridmap"].store.close()
+
+
+def test_user_cache_forgets_at_once_when_told_and_never_remembers_unknown_tokens(store):
+    token = people.add_user(store, "p", role="planner")
+    cache = people.UserCache(60)
+    assert cache.by_token(store, token).role == "planner"
+    fresh = people.revoke_token(store, "p", new_token=True)
+    assert cache.by_token(store, token).name == "p"  # remembered for up to 60 s
+    cache.clear()
+    with pytest.raises(Unauthorized):
+        cache.by_token(store, token)
+    assert cache.by_token(store, fresh).name == "p"
+    with pytest.raises(Unauthorized):
+        cache.by_token(store, "made-up")
+    assert len(cache._items) == 1
+
+
+def test_the_keeper_builds_the_new_current_index_before_any_lookup(database_url, tmp_path):
+    server_side = Store.open(database_url)
+    load_district(server_side, tmp_path)
+    keeper = assign.IndexKeeper(server_side, interval=0.1).start()
+    other_process = Store.open(database_url)
+    try:
+        drafts.create_draft(other_process, "plan")
+        drafts.save_grid(other_process, "plan", NW, {"version": 1, "name": "改名"})
+        other_process.activate_edition("plan", valid_from=dt.date(2027, 1, 1))
+        state = assign.edition_state(server_side)
+        deadline = time.monotonic() + 10
+        while assign.cached_index(server_side, state) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ready = assign.cached_index(server_side, state)
+        assert ready is not None and ready.edition == "plan"
+        assert ready.names[ready.position[NW]] == "改名"
+    finally:
+        keeper.stop()
+        other_process.close()
+        server_side.close()
+
+
+def test_concurrent_lookups_wait_for_one_build(district):
+    builds = []
+    original = assign.keeper.build_index
+
+    def counting(store, edition):
+        builds.append(edition)
+        time.sleep(0.2)
+        return original(store, edition)
+
+    assign.keeper.build_index = counting
+    try:
+        drafts.create_draft(district, "fresh")  # an edition no index exists for yet
+        answers = []
+        threads = [
+            threading.Thread(target=lambda: answers.append(assign.grid_index(district, "fresh").edition))
+            for _ in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        assign.keeper.build_index = original
+    assert answers == ["fresh"] * 6 and builds == ["fresh"]
+
+
+def test_the_audit_is_computed_again_only_when_the_edition_or_the_cases_change(database_url, tmp_path, monkeypatch):
+    from gridmap import audit, cases
+
+    store = Store.open(database_url)
+    load_district(store, tmp_path)
+    drafts.create_draft(store, "plan")
+    token = people.add_user(store, "boss", role="admin")
+    app = create_app(Settings(database_url=database_url, secret_key="s"))
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    runs = []
+    original = audit.audit_edition
+    monkeypatch.setattr(audit, "audit_edition", lambda *a, **k: runs.append(a[1]) or original(*a, **k))
+    try:
+        first = client.get("/api/audit?edition=plan", headers=headers).json
+        assert client.get("/api/audit?edition=plan", headers=headers).json == first and runs == ["plan"]
+        drafts.save_grid(store, "plan", NW, {"version": 1, "households": 10})  # another process edits the draft
+        changed = client.get("/api/audit?edition=plan", headers=headers).json
+        assert runs == ["plan", "plan"] and changed != first
+        admin = people.User(name="boss", role="admin")
+        cases.report(store, user=admin, title="t", lon=117.105, lat=39.115, category_code="0102")
+        client.get("/api/audit?edition=plan", headers=headers)
+        assert len(runs) == 3
+    finally:
+        store.close()
+        app.extensions["gridmap"].store.close()
