@@ -23,7 +23,7 @@ from pyproj.exceptions import CRSError
 
 from gridmap import crs as crs_rules
 from gridmap.errors import InvalidInput
-from gridmap.store import LEVELS, AreaRecord, Store
+from gridmap.store import LEVELS, AreaRecord, Store, check_edition_name
 
 IMPORT_LEVELS = ("district", "street", "community", "grid")
 PARENT_LEVEL = {"district": "", "street": "district", "community": "street", "grid": "community"}
@@ -259,7 +259,7 @@ def _target_edition(store: Store, edition: str | None) -> tuple[str, str | None]
     if edition:
         found = store.find_edition(edition)
         if found is None:
-            return edition, "draft"
+            return check_edition_name(edition), "draft"  # refused in the dry run already, not at --commit
         if found.status == "retired":
             raise InvalidInput(f"edition {edition!r} is retired; load into a new edition instead")
         return edition, None

@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gridmap import clock
 from gridmap import crs as crs_rules
 from gridmap.config import PROJECT_DIR
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -43,6 +44,11 @@ ACTING_ROLES = ("admin", "supervisor", "grid_worker")
 SEES_PERSONAL_DATA = ("admin", "supervisor")
 MAX_TITLE, MAX_DESCRIPTION, MAX_ADDRESS, MAX_NOTE, MAX_NAME, MAX_PHONE = 200, 5000, 300, 2000, 100, 40
 _PHONE = re.compile(r"^[0-9+\-() ]{3,40}$")
+# C0 and C1 control characters, DEL, and lone surrogates (which no database can store as UTF-8).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_LINE_BREAKS = re.compile("[\t\n\r]+")
+MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
+EARLIEST_REPORT = dt.datetime(2000, 1, 1)
 _BOTH = ("admin", "supervisor")
 _ALL = ACTING_ROLES
 _WORKING = ("registered", "dispatched", "in_progress")
@@ -289,12 +295,32 @@ def load_categories(path=None) -> list[dict]:
     return [dict(row) for row in _read_categories(str(path or CATEGORIES_FILE))]
 
 
+@functools.cache
+def _categories_by_key(path: str) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for row in _read_categories(path):
+        for key in (row["name_en"].lower(), row["name"], row["code"]):  # a code wins over a clashing name
+            table[key] = row
+    return table
+
+
 def category(code: str | None) -> dict:
     """Return one category by its 4-digit code, or raise InvalidInput naming a few valid ones."""
-    for row in _read_categories(str(CATEGORIES_FILE)):
-        if row["code"] == code:
-            return dict(row)
-    raise InvalidInput(f"unknown category {code!r}: use a 4-digit code from GET /api/categories, e.g. 0102 暴露垃圾")
+    row = _categories_by_key(str(CATEGORIES_FILE)).get(code) if isinstance(code, str) else None
+    if row is None or row["code"] != code:
+        shown = str(code)[:30]
+        raise InvalidInput(
+            f"unknown category {shown!r}: use a 4-digit code from GET /api/categories, e.g. 0102 暴露垃圾"
+        )
+    return dict(row)
+
+
+def find_category(text: str) -> dict | None:
+    """Return the category a file names by its code, its Chinese name or its English name (any case), or None."""
+    text = text.strip()
+    return _categories_by_key(str(CATEGORIES_FILE)).get(text) or _categories_by_key(str(CATEGORIES_FILE)).get(
+        text.lower()
+    )
 
 
 def category_names() -> dict[str, str]:
@@ -383,17 +409,50 @@ def _blocked(action: str, user, incident: Mapping) -> str | None:
 
 
 # ---- reporting --------------------------------------------------------------------------------------------
-def _text(value, name: str, limit: int, *, required: bool = False) -> str | None:
+def clean_text(value, name: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
+    """Check one text field the same way for every way in (API, form, import): trimmed, at most `limit`
+    characters, no control characters; tabs and line breaks become spaces unless the field is `multiline`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
             raise InvalidInput(f"{name} is required")
         return None
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text, not {type(value).__name__}")
+    if not multiline:
+        value = _LINE_BREAKS.sub(" ", value)
     value = value.strip()
+    bad = _CONTROL.search(value)
+    if bad:
+        raise InvalidInput(
+            f"{name} holds a control character (U+{ord(bad.group()):04X}) at position {bad.start() + 1}; "
+            "only printable text is accepted"
+        )
     if len(value) > limit:
         raise InvalidInput(f"{name} has {len(value)} characters; at most {limit} are allowed")
     return value
+
+
+_text = clean_text
+
+
+def check_phone(phone: str | None) -> str | None:
+    """Refuse a phone number that is not digits, spaces, +, - and brackets (3 to 40 of them)."""
+    if phone and not _PHONE.match(phone):
+        raise InvalidInput(f"reporter_phone {phone[:40]!r} may hold only digits, spaces, +, - and brackets")
+    return phone
+
+
+def check_reported_at(when: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """Refuse a report time further in the future than the allowed clock skew (times are Shanghai time)."""
+    if when > now + MAX_CLOCK_SKEW:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise InvalidInput(
+            f"report time {when:%Y-%m-%d %H:%M} lies in the future (now {now:%Y-%m-%d %H:%M} Asia/Shanghai; "
+            f"{minutes} minutes of clock difference are allowed)"
+        )
+    if when < EARLIEST_REPORT:
+        raise InvalidInput(f"report time {when:%Y-%m-%d %H:%M} is before {EARLIEST_REPORT:%Y-%m-%d}")
+    return when
 
 
 def _coordinate(value, name: str) -> float:
@@ -425,22 +484,20 @@ def report(
 
     if user.role not in ACTING_ROLES:
         raise Forbidden(f"a {user.role} may not report cases")
-    now = (now or dt.datetime.now()).replace(microsecond=0)
+    now = (now or clock.now()).replace(microsecond=0)
     row = {
         "title": _text(title, "title", MAX_TITLE, required=True),
-        "description": _text(description, "description", MAX_DESCRIPTION) or "",
+        "description": _text(description, "description", MAX_DESCRIPTION, multiline=True) or "",
         "address": _text(address, "address", MAX_ADDRESS),
         "reporter_name": _text(reporter_name, "reporter_name", MAX_NAME),
-        "reporter_phone": _text(reporter_phone, "reporter_phone", MAX_PHONE),
+        "reporter_phone": check_phone(_text(reporter_phone, "reporter_phone", MAX_PHONE)),
     }
-    if row["reporter_phone"] and not _PHONE.match(row["reporter_phone"]):
-        raise InvalidInput("reporter_phone may hold only digits, spaces, +, - and brackets")
     source = source or "web"
-    if source not in SOURCES:
-        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {str(source)[:30]!r}")
     if not isinstance(category_code, str):
         raise InvalidInput("category is required: a 4-digit code from GET /api/categories")
-    kind = category(category_code.strip())
+    kind = category(category_code)
     if not isinstance(crs, str):
         raise InvalidInput("crs must be text such as wgs84, cgcs2000, gcj02 or bd09")
     located = {}
@@ -465,6 +522,11 @@ def report(
     if where.grid_code is None:
         nearest = f" (nearest grid {where.nearest_code})" if where.nearest_code else ""
         raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
+    if not user.covers(grid_code=where.grid_code, community_code=where.community_code, street_code=where.street_code):
+        raise Forbidden(
+            f"a {user.role} reports cases only inside their own area ({', '.join(user.areas)}); "
+            f"this place lies in grid {where.grid_code}"
+        )
     calendar = calendar or calendar_from_settings(settings)
     row.update(
         located,
@@ -537,7 +599,7 @@ def act(
         raise InvalidInput(f"{action} needs a note saying why")
     if "assignee" in step.needs and not assignee:
         raise InvalidInput(f"{action} needs an assignee")
-    now = (now or dt.datetime.now()).replace(microsecond=0)
+    now = (now or clock.now()).replace(microsecond=0)
     changes: dict = {}
     if step.target is not None:
         changes["status"] = step.target
@@ -607,6 +669,8 @@ def list_cases(
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     if category_code is not None:
         category(category_code)
+    if source is not None and source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source[:30]!r}")
     return store.list_incidents(
         scope=scope_of(user),
         statuses=statuses,
@@ -617,21 +681,21 @@ def list_cases(
         reported_from=reported_from,
         reported_to=reported_to,
         bbox=bbox,
-        deadline_before=(now or dt.datetime.now()) if overdue else None,
+        deadline_before=(now or clock.now()) if overdue else None,
         after_id=after_id,
         limit=limit,
     )
 
 
 def _iso(value) -> str | None:
-    return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else value
+    return clock.iso(value)
 
 
 def present(
     incident: Mapping, *, user, now: dt.datetime | None = None, calendar: WorkingCalendar | None = None
 ) -> dict:
     """Return the JSON shape of an incident for this user: personal data masked unless the role needs it."""
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     names = category_names()
     sees = user.role in SEES_PERSONAL_DATA
     open_case = incident["status"] not in FINISHED_STATUSES
@@ -741,7 +805,7 @@ def stats(
     """Return the indicators of the cases in the user's scope reported in the period, grouped `by`."""
     if by not in GROUPS:
         raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     rows = store.list_incidents(scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None)
     groups: dict = defaultdict(list)
     for row in rows:

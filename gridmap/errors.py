@@ -57,3 +57,10 @@ class ServiceUnavailable(GridmapError):
     """A service gridmap depends on (an online geocoder) did not answer; trying again later may work."""
 
     status = 503
+    retry_after: int | None = None  # seconds, sent as the HTTP Retry-After header when known
+
+
+class Busy(ServiceUnavailable):
+    """The database is busy with another write (a large import); the same request a moment later works."""
+
+    retry_after = 1

@@ -211,12 +211,14 @@ def _stored(store, *, status, grid=NW, level="grid", deadline=None, **extra) -> 
 def test_report_geocodes_assigns_and_sets_the_deadline(district):
     district.replace_gazetteer([{"kind": "estate", "name": "百合豪庭", "lon": 117.115, "lat": 39.105, "aliases": ""}])
     now = FRIDAY
-    incident = cases.report(district, user=WORKER, title="积水", category_code="0404", address="百合豪庭小区", now=now)
+    incident = cases.report(
+        district, user=STREET_CHIEF, title="积水", category_code="0404", address="百合豪庭小区", now=now
+    )
     assert (incident["grid_code"], incident["community_code"], incident["street_code"]) == (SE, EAST, STREET)
     assert incident["status"] == "reported" and incident["geocode_level"] == "estate"
     assert incident["deadline"] == dt.datetime(2026, 10, 9, 18, 0)  # two working hours
     assert [(h["actor"], h["action"], h["to_status"]) for h in incident["history"]] == [
-        ("网格员", "report", "reported")
+        ("街道主任", "report", "reported")
     ]
     # A GCJ-02 point from a phone map is converted before it is assigned.
     gcj_lon, gcj_lat = geocode_free_gcj(NW_POINT)

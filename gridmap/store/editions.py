@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,27 @@ from .engine import StoreBase
 EDITION_STATUSES = ("draft", "current", "retired")
 LEVELS = ("district", "street", "community", "grid")
 AREA_FIELDS = ("code", "name", "level", "parent_code", "kind", "households", "population", "staff")
+
+
+MAX_EDITION_NAME = 100
+# Letters (Chinese included), digits and a few separators: an edition name appears in URLs, file names and
+# pages, so no slashes, no control characters, no leading dot or dash (`../../etc`, `-rf`).
+_EDITION_NAME = re.compile(r"\w[\w.\-+() ]*", re.UNICODE)
+
+
+def check_edition_name(name) -> str:
+    """Refuse an edition name that is empty, longer than 100 characters or holds other than letters, digits,
+    spaces and . - _ + ( ) (starting with a letter or digit)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("an edition needs a name")
+    if len(name) > MAX_EDITION_NAME:
+        raise InvalidInput(f"an edition name has at most {MAX_EDITION_NAME} characters, not {len(name):,}")
+    if not _EDITION_NAME.fullmatch(name) or name != name.strip():
+        raise InvalidInput(
+            f"edition name {name[:40]!r}: use letters, digits, spaces and . - _ + ( ), starting with a letter or "
+            "digit (no slashes or control characters)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -104,8 +126,7 @@ class EditionStore(StoreBase):
     def _insert_edition(self, conn: sa.Connection, name: str, status: str) -> int:
         if status not in EDITION_STATUSES:
             raise InvalidInput(f"edition status must be one of {', '.join(EDITION_STATUSES)}, not {status!r}")
-        if not name or len(name) > 100:
-            raise InvalidInput("an edition name must have 1 to 100 characters")
+        check_edition_name(name)
         if conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).first():
             raise Conflict(f"an edition named {name!r} already exists")
         today = dt.date.today() if status == "current" else None

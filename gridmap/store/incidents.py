@@ -62,7 +62,7 @@ class IncidentStore(StoreBase):
         return ids
 
     def incident_points(self, *, only_open: bool = False) -> list[dict]:
-        """Return id, lon, lat, grid codes, status and report time of every located incident."""
+        """Return id, lon, lat, grid, community and street codes, status and report time of every located incident."""
         columns = [
             t.incidents.c[c]
             for c in (
@@ -70,6 +70,8 @@ class IncidentStore(StoreBase):
                 "lon",
                 "lat",
                 "grid_code",
+                "community_code",
+                "street_code",
                 "original_grid_code",
                 "ambiguous",
                 "status",

@@ -13,7 +13,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from gridmap.config import PROJECT_DIR, Settings
-from gridmap.errors import GridmapError
+from gridmap.errors import GridmapError, ServiceUnavailable
 from gridmap.store import Store
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, i18n, map_views, pages, plan_views
+    from gridmap.web import access, api, audit_views, auth, case_views, i18n, inputs, map_views, pages, plan_views
 
+    inputs.init_inputs(app)
     i18n.init_i18n(app)
     auth.init_auth(app)
+    access.init_access(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
     # These blueprints serve both pages and /api/... routes, so they carry full paths themselves.
@@ -68,13 +70,21 @@ def _wants_json() -> bool:
 def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
-    def respond(status: int, message: str, extra: dict | None = None):
+    def respond(status: int, message: str, extra: dict | None = None, headers: dict | None = None):
         if _wants_json():
-            return jsonify({**(extra or {}), "error": message, "status": status}), status
-        return render_template("error.html", status=status, message=message), status
+            response = jsonify({**(extra or {}), "error": message, "status": status})
+        else:
+            response = app.make_response(render_template("error.html", status=status, message=message))
+        response.status_code = status
+        response.headers.update(headers or {})
+        return response
 
     @app.errorhandler(GridmapError)
     def on_gridmap_error(exc: GridmapError):
+        if isinstance(exc, ServiceUnavailable):
+            log.warning("%s: %s", type(exc).__name__, exc.message)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+            return respond(exc.status, exc.message, exc.extra, headers)
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
             return respond(exc.status, "the server cannot do this right now; the error is logged")
@@ -82,7 +92,9 @@ def _register_error_mapper(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):
-        return respond(exc.code or 500, exc.description or exc.name)
+        # Keep what the exception says in headers (Allow on a 405), not its HTML content type.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return respond(exc.code or 500, exc.description or exc.name, headers=headers)
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

@@ -5,8 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from gridmap import assign, crs
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
+from gridmap.web.access import anonymous_if_allowed, public, visible_edition, visible_editions
 from gridmap.web.openapi import ERRORS, OK, json_response, openapi_document, query
 
 blueprint = Blueprint("api", __name__)
@@ -17,13 +18,15 @@ def _store() -> Store:
 
 
 @blueprint.get("/editions")
+@anonymous_if_allowed
 def list_editions():
-    """List the editions with their status and area counts."""
+    """List the editions the caller may see (drafts only to planners, admins and supervisors) with area counts."""
     store = _store()
-    return jsonify([{**e.to_dict(), "areas": store.area_counts(e.name)} for e in store.list_editions()])
+    return jsonify([{**e.to_dict(), "areas": store.area_counts(e.name)} for e in visible_editions(store)])
 
 
 @blueprint.get("/health")
+@public
 def health():
     """Say the service is up and which schema revision the database is at."""
     return jsonify({"status": "ok", "schema": _store().schema_revision()})
@@ -37,19 +40,19 @@ def _number(name: str) -> float:
 
 
 @blueprint.get("/locate")
+@anonymous_if_allowed
 def locate():
     """Find the grid of a point: ?lon=&lat=[&crs=wgs84|cgcs2000|gcj02|bd09][&edition=]."""
-    result = assign.locate(
-        _store(),
-        lon=_number("lon"),
-        lat=_number("lat"),
-        crs=request.args.get("crs", "wgs84"),
-        edition=request.args.get("edition") or None,
-    )
+    lon, lat = _number("lon"), _number("lat")
+    edition = visible_edition(_store(), request.args.get("edition") or None)
+    if edition is None:
+        raise NotFound("there is no current edition: load boundaries first")
+    result = assign.locate(_store(), lon=lon, lat=lat, crs=request.args.get("crs", "wgs84"), edition=edition.name)
     return jsonify(result)
 
 
 @blueprint.get("/openapi.json")
+@public
 def openapi():
     """Return the OpenAPI 3.1 document of every /api endpoint."""
     return jsonify(openapi_document(current_app))

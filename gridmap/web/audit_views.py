@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from gridmap import audit, people
+from gridmap import audit
 from gridmap.errors import InvalidInput
+from gridmap.web.access import visible_edition, visible_editions
 from gridmap.web.auth import current_user, require_user
 
 blueprint = Blueprint("audit", __name__)
@@ -38,59 +39,53 @@ def _options() -> dict:
     return options
 
 
-def _scoped(report: dict) -> dict:
-    """Keep only the incidents the signed-in user may see (a grid worker: their own grids)."""
-    user = current_user()
-    if user is None or user.sees_all_areas:
-        return report
-    lists = report["incidents"]
-    report["incidents"] = {
-        # An incident in no grid belongs to nobody's patch: only district-wide roles see it.
-        "unassigned": [],
-        "ambiguous": [
-            i
-            for i in lists["ambiguous"]
-            if user.covers(grid_code=i["grid_code"], community_code=i["community_code"], street_code=i["street_code"])
-        ],
-    }
-    return report
-
-
 def _pair() -> tuple[str, str]:
     a, b = request.args.get("a", "").strip(), request.args.get("b", "").strip()
     if not a or not b:
         raise InvalidInput("name the two editions to compare: ?a=OLD&b=NEW")
-    return a, b
+    return _edition(a), _edition(b)
+
+
+def _edition(name: str | None) -> str | None:
+    """The named edition if the caller may see it (drafts: planners, admins, supervisors), else 404."""
+    edition = visible_edition(_state().store, name) if name else None
+    return edition.name if edition else None
 
 
 @blueprint.get("/audit")
 @require_user()
 def audit_report():
-    """Show the coverage audit of an edition (?edition=, default the current one) as an HTML report."""
-    page = audit.audit_page(_state().store, request.args.get("edition") or None, **_options())
-    page["report"] = _scoped(page["report"])
+    """Show the coverage audit of an edition (?edition=, default the current one) as an HTML report.
+
+    A supervisor or grid worker sees it cut to their own area (gridmap.audit.scope)."""
+    store = _state().store
+    page = audit.audit_page(store, _edition(request.args.get("edition")), user=current_user(), **_options())
+    page["editions"] = [e.to_dict() for e in visible_editions(store)]
     return render_template("audit.html", **page)
 
 
 @blueprint.get("/api/audit")
 @require_user()
 def audit_json():
-    """Return the coverage audit of an edition as JSON."""
-    report = audit.audit_edition(_state().store, request.args.get("edition") or None, **_options())
-    return jsonify(_scoped(report))
+    """Return the coverage audit of an edition as JSON (cut to a scoped caller's area)."""
+    edition = _edition(request.args.get("edition"))
+    return jsonify(audit.audit_edition(_state().store, edition, user=current_user(), **_options()))
 
 
 @blueprint.get("/compare")
-@require_user(*people.SEES_EVERYTHING)  # the moved cases span every grid: district-wide roles only
+@require_user()
 def compare_report():
-    """Show what edition b changes against edition a (?a=&b=) as an HTML report."""
+    """Show what edition b changes against edition a (?a=&b=) as an HTML report (cut to a scoped user's area)."""
     a, b = _pair()
-    return render_template("compare.html", **audit.compare_page(_state().store, a, b, **_options()))
+    store = _state().store
+    page = audit.compare_page(store, a, b, user=current_user(), **_options())
+    page["editions"] = [e.to_dict() for e in visible_editions(store)]
+    return render_template("compare.html", **page)
 
 
 @blueprint.get("/api/compare")
-@require_user(*people.SEES_EVERYTHING)
+@require_user()
 def compare_json():
-    """Return the comparison of editions a and b as JSON."""
+    """Return the comparison of editions a and b as JSON (cut to a scoped caller's area)."""
     a, b = _pair()
-    return jsonify(audit.compare_editions(_state().store, a, b, **_options()))
+    return jsonify(audit.compare_editions(_state().store, a, b, user=current_user(), **_options()))

@@ -8,6 +8,7 @@ catalogues in gridmap/translations compiled from their .po files at start-up, so
 from __future__ import annotations
 
 import datetime as dt
+import math
 from urllib.parse import urlencode
 
 from flask import (
@@ -20,9 +21,11 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 
-from gridmap import cases
+from gridmap import cases, clock
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
+from gridmap.web import inputs
+from gridmap.web.access import public
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
 
@@ -81,13 +84,7 @@ def _calendar() -> cases.WorkingCalendar:
 
 
 def _body(allowed: tuple[str, ...]) -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("send a JSON object (Content-Type: application/json)")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)}")
-    return body
+    return inputs.json_object(allowed)
 
 
 def _moment(name: str, *, end: bool = False) -> dt.datetime | None:
@@ -99,22 +96,16 @@ def _moment(name: str, *, end: bool = False) -> dt.datetime | None:
             day = dt.date.fromisoformat(raw)
             # A day given as the end of a period includes that whole day.
             return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
-        return dt.datetime.fromisoformat(raw).replace(tzinfo=None)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)") from None
+        # A time with an offset is converted to Shanghai time, the time every stored case is in.
+        return clock.local(dt.datetime.fromisoformat(raw))
+    except (ValueError, OverflowError):
+        raise InvalidInput(
+            f"{name}={raw[:40]!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM[+08:00])"
+        ) from None
 
 
 def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{name} must be between {low} and {high}")
-    return value
+    return inputs.int_arg(name, default, low=low, high=high)
 
 
 def _bbox() -> tuple[float, float, float, float] | None:
@@ -125,6 +116,8 @@ def _bbox() -> tuple[float, float, float, float] | None:
         west, south, east, north = (float(v) for v in raw.split(","))
     except ValueError:
         raise InvalidInput("bbox must be four numbers west,south,east,north (WGS84)") from None
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        raise InvalidInput("bbox must be four finite numbers west,south,east,north (WGS84)")
     if west > east or south > north:
         raise InvalidInput("bbox must be west,south,east,north with west ≤ east and south ≤ north")
     return west, south, east, north
@@ -142,7 +135,7 @@ def _filters() -> dict:
         "reported_from": _moment("from"),
         "reported_to": _moment("to", end=True),
         "bbox": _bbox(),
-        "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
+        "overdue": inputs.flag_arg("overdue"),
     }
 
 
@@ -188,7 +181,7 @@ def create_incident():
 @require_user()
 def list_incidents():
     """List the cases in the caller's scope, filtered, by id, with a `next` link while there are more."""
-    now = dt.datetime.now()
+    now = clock.now()
     rows, following = _page(now)
     user = current_user()
     items = [cases.present(r, user=user, now=now, calendar=_calendar()) for r in rows]
@@ -224,6 +217,7 @@ def act_on_incident(incident_id: int):
 
 
 @blueprint.get("/api/categories")
+@public
 def list_categories():
     """Return the category table with each category's deadline."""
     return jsonify(cases.load_categories())
@@ -248,7 +242,7 @@ def get_stats():
 @require_user()
 def case_list():
     """Show the cases in the user's scope with filters."""
-    now = dt.datetime.now()
+    now = clock.now()
     rows, following = _page(now)
     user = current_user()
     return render_template(
@@ -280,6 +274,8 @@ def case_action(incident_id: int):
     """Take a workflow step from the case page's form (CSRF-protected), then show the case again."""
     form = request.form
     version = (form.get("version") or "").strip()
+    if version and not (version.isascii() and version.isdigit() and len(version) <= 9):
+        raise InvalidInput(f"version {version[:20]!r} is not a whole number")
     cases.act(
         _store(),
         incident_id,

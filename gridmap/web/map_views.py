@@ -21,9 +21,10 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, request
 
-from gridmap import assets, maps, people
+from gridmap import assets, clock, maps, people
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
+from gridmap.web.access import visible_edition
 from gridmap.web.auth import current_user, require_user
 
 blueprint = Blueprint("maps", __name__)
@@ -76,19 +77,15 @@ def _cache() -> _Cache:
 
 
 def _now() -> dt.datetime:
-    # Incidents store naive local times (as reported); compare like with like.
-    return dt.datetime.now().replace(microsecond=0)
+    # Incidents store naive Shanghai times (gridmap.clock); compare like with like.
+    return clock.now()
 
 
 def _edition_name() -> str:
-    store = _store()
-    name = request.args.get("edition") or None
-    if name is None:
-        edition = store.current_edition()
-        if edition is None:
-            raise NotFound("no current edition: load boundaries or run `gridmap demo`")
-        return edition.name
-    return store.get_edition(name).name
+    edition = visible_edition(_store(), request.args.get("edition") or None)
+    if edition is None:
+        raise NotFound("no current edition: load boundaries or run `gridmap demo`")
+    return edition.name
 
 
 def _crs() -> str:

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from gridmap import drafts
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
+from gridmap.web import inputs
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.openapi import ERRORS, OK
 
@@ -26,10 +27,7 @@ def _store() -> Store:
 
 
 def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("send a JSON object (Content-Type: application/json)")
-    return body
+    return inputs.json_object()
 
 
 def _draft(name: str) -> None:
@@ -78,10 +76,10 @@ def save_grid(name: str, code: str):
 @require_user(*EDITORS)
 def delete_grid(name: str, code: str):
     """Delete a grid from a draft: ?version=n."""
-    version = request.args.get("version", "")
-    if not version.isdigit():
+    version = inputs.int_arg("version", None, low=1, high=inputs.MAX_ID)
+    if version is None:
         raise InvalidInput("give the grid's version: ?version=n")
-    drafts.delete_grid(_store(), name, code, version=int(version))
+    drafts.delete_grid(_store(), name, code, version=version)
     return "", 204
 
 
