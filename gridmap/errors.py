@@ -8,11 +8,15 @@ class GridmapError(Exception):
 
     status = 500
 
-    def __init__(self, message: str, *, status: int | None = None, extra: dict | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, extra: dict | None = None, reason: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         # More for API callers, e.g. the current state of a grid whose save was refused; user-safe too.
         self.extra = extra or {}
+        # A short kind of problem without the particulars ("unknown category"), for grouping many of them.
+        self.reason = reason or message
         if status is not None:
             self.status = status
 

@@ -110,9 +110,7 @@ def cut_comparison(report: dict, scope: set[str] | None) -> dict:
     grids = [g for g in report["grids"] if g["code"] in scope or any(s["code"] in scope for s in g["sources"])]
     retired = [r for r in report["retired"] if r["code"] in scope]
     moved = [m for m in report["cases"]["moved"] if m["from"] in scope or m["to"] in scope]
-    moving = sum(
-        s["households_estimated"] or 0 for g in grids for s in g["sources"] if s["code"] != g["code"]
-    )
+    moving = sum(s["households_estimated"] or 0 for g in grids for s in g["sources"] if s["code"] != g["code"])
     balance = dict(report["balance"])
     balance["a"] = _cut_balance(report["balance"]["a"], scope)
     balance["b"] = _cut_balance(report["balance"]["b"], scope)

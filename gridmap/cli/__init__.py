@@ -321,15 +321,56 @@ def load_gazetteer(store: Store, settings: Settings, file: Path, source_crs: str
 @main.command("import-incidents")
 @click.argument("file", type=click.Path(path_type=Path))
 @crs_option("Coordinate system of the file's lon/lat columns.")
+@click.option("--category", metavar="CODE", help="Category of rows that name none (a code from `gridmap categories`).")
+@click.option(
+    "--allow-partial", is_flag=True, help="Write the good rows even when some are rejected (default: all or nothing)."
+)
+@click.option("--allow-outside", is_flag=True, help="Import rows outside the district's boundaries, without a grid.")
+@click.option("--dry-run", is_flag=True, help="Check and report only; write nothing.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write every rejected row to this CSV.")
 @with_store
-def import_incidents(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
-    """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: geocode, assign, one transaction."""
+def import_incidents(
+    store: Store,
+    settings: Settings,
+    file: Path,
+    source_crs: str,
+    category: str | None,
+    allow_partial: bool,
+    allow_outside: bool,
+    dry_run: bool,
+    report_path: Path | None,
+) -> None:
+    """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: checked by the case rules, geocoded, assigned,
+    given deadlines, written all or nothing. Exits 1 when rows were rejected and nothing was written."""
     from gridmap import incidents
 
-    outcome = incidents.import_incidents(store, file, crs=source_crs, settings=settings)
+    outcome = incidents.import_incidents(
+        store,
+        file,
+        crs=source_crs,
+        settings=settings,
+        category=category,
+        allow_partial=allow_partial,
+        allow_outside=allow_outside,
+        dry_run=dry_run,
+    )
     for line in outcome.summary():
         click.echo(line)
-    click.echo(f"imported: {len(outcome.rows)}")
+    if report_path is not None:
+        count = outcome.write_report(report_path)
+        click.echo(f"report: {count} rejected rows written to {report_path}")
+    if outcome.refused:
+        click.echo(
+            f"imported: 0 — nothing written because {len(outcome.rejected)} rows were rejected; fix them, "
+            f"or add --allow-partial to import the {len(outcome.values)} good rows"
+        )
+        sys.exit(1)
+    if dry_run:
+        click.echo(f"dry run: {len(outcome.values)} rows would be imported; nothing written")
+    else:
+        click.echo(f"imported: {outcome.written}")
+    if not outcome.values and outcome.rejected:  # rows were rejected and none could be imported
+        sys.exit(1)
 
 
 @main.command("reassign")
