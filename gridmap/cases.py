@@ -22,7 +22,6 @@ import bisect
 import csv
 import datetime as dt
 import functools
-import math
 import re
 import statistics
 from collections import defaultdict

@@ -215,7 +215,7 @@ def test_every_case_rule_holds_for_imports(district, tmp_path, changes, reason):
 def test_a_category_for_rows_without_one(district, tmp_path):
     header = [h for h in RULE_HEADER if h != "类别"]
     source = write_csv(tmp_path / "plain.csv", header, [[GOOD_ROW[h] for h in header]])
-    with pytest.raises(InvalidInput, match="no category column .* give --category CODE"):
+    with pytest.raises(InvalidInput, match=r"no category column .* give --category CODE"):
         incidents.import_incidents(district, source, now=NOW)
     with pytest.raises(InvalidInput, match="unknown category '9'"):
         incidents.import_incidents(district, source, now=NOW, category="9")
@@ -255,7 +255,7 @@ def test_malformed_csv_is_named_for_what_it_is(district, tmp_path):
         "A2,井盖缺失,117.105,39.115,2026-11-06 08:00,0102\n",
         encoding="utf-8",
     )
-    with pytest.raises(InvalidInput, match="never closed .*unterminated") as caught:
+    with pytest.raises(InvalidInput, match=r"never closed .*unterminated") as caught:
         incidents.import_incidents(district, unterminated, now=NOW)
     assert "report time" not in caught.value.message
     extra = write_csv(
@@ -272,7 +272,7 @@ def test_malformed_csv_is_named_for_what_it_is(district, tmp_path):
     [
         ("empty.csv", b"", "the file is empty"),
         ("no_title.csv", "编号,经度,纬度\n1,117.1,39.1\n".encode(), "no title or description column"),
-        ("only_header.csv", "id,title,lon,lat,reported_at,category\n".encode(), "has no rows"),
+        ("only_header.csv", b"id,title,lon,lat,reported_at,category\n", "has no rows"),
         ("broken.geojson", b'{"type": "FeatureCollection", "features": [', "malformed JSON at line 1"),
         ("not_a_workbook.xlsx", b"plain text", "cannot read it as an Excel workbook"),
         ("missing.csv", None, "no such file"),
