@@ -17,7 +17,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from geodata import MID_LON, E, N, S, W, load_district
 
