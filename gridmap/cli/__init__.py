@@ -23,14 +23,46 @@ LEVEL_CHOICE = click.Choice(boundaries.IMPORT_LEVELS)
 PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 class _Group(click.Group):
-    """The one place command failures become a message and a non-zero exit."""
+    """The one place command failures become a one-line message and a non-zero exit: errors gridmap
+    raises, bad options and arguments, files that cannot be read or written, and anything unexpected."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "gridmap"
+            click.echo(f"error: {where}: {_one_line(exc.format_message())} (see {where} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(0)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except GridmapError as exc:
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {_one_line(exc.message)}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            # A directory given as a file, a missing folder, no permission: say which file and why.
+            name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {name}{_one_line(exc.strerror or exc)}", err=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, never a traceback for the user
+            click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]}", err=True)
             sys.exit(1)
 
 
@@ -344,6 +376,8 @@ def import_incidents(
     given deadlines, written all or nothing. Exits 1 when rows were rejected and nothing was written."""
     from gridmap import incidents
 
+    if report_path is not None and (report_path.is_dir() or not report_path.parent.is_dir()):
+        raise click.BadParameter(f"cannot write a report to {report_path}", param_hint="--report")
     outcome = incidents.import_incidents(
         store,
         file,
