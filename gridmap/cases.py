@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from gridmap import clock
 from gridmap import crs as crs_rules
 from gridmap.config import PROJECT_DIR
-from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
 CATEGORIES_FILE = PROJECT_DIR / "data" / "categories.csv"
 STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolved", "closed", "rejected")
@@ -547,7 +547,7 @@ def report(
     elif row["address"]:
         found = geocode.store_geocoder(store, settings).geocode(row["address"])
         if not found.found:
-            raise InvalidInput(
+            raise Unprocessable(
                 f"address {row['address']!r} was not found; give lon and lat or pick the point on the map"
             )
         point_lon, point_lat = found.lon, found.lat
@@ -558,7 +558,7 @@ def report(
     where = index.locate(lon=point_lon, lat=point_lat)
     if where.grid_code is None:
         nearest = f" (nearest grid {where.nearest_code})" if where.nearest_code else ""
-        raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
+        raise Unprocessable(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
     if not user.covers(grid_code=where.grid_code, community_code=where.community_code, street_code=where.street_code):
         raise Forbidden(
             f"a {user.role} reports cases only inside their own area ({', '.join(user.areas)}); "
@@ -623,8 +623,11 @@ def act(
         raise Conflict(
             f"cannot {action}: {reason}", extra={"current": {"status": status, "version": incident["version"]}}
         )
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise InvalidInput("version must be a whole number")
+    if version is not None:
+        if isinstance(version, float) and version.is_integer() and abs(version) < 2**63:
+            version = int(version)  # JSON Schema's integer: 5.0 is 5
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidInput("version must be a whole number")
     if version is not None and version != incident["version"]:
         raise Conflict(
             f"incident {incident_id} is at version {incident['version']}, not {version}; reload it and try again",

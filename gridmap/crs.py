@@ -26,7 +26,7 @@ from pyproj import CRS, Geod
 from pyproj.crs import ProjectedCRS
 from pyproj.crs.coordinate_operation import TransverseMercatorConversion
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, Unprocessable
 
 SUPPORTED = ("wgs84", "cgcs2000", "gcj02", "bd09")
 ALIASES = {
@@ -314,7 +314,7 @@ def check_lonlat(*, lon: float, lat: float, where: str = "") -> None:
         raise InvalidInput(f"{prefix}lon={lon!r}, lat={lat!r} is not a pair of numbers") from None
     code = classify_lonlat(np.array([x]), np.array([y]))[0]
     if code:
-        raise InvalidInput(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
+        raise Unprocessable(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
 
 
 def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: str = "") -> None:
@@ -323,7 +323,7 @@ def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: s
     codes = set(classify_lonlat(np.array([minx, maxx]), np.array([miny, maxy])))
     for code in ("not_finite", "swapped", "projected", "zero"):
         if code in codes:
-            raise InvalidInput(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
+            raise Unprocessable(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
 
 
 # ---- metres ----------------------------------------------------------------------------------------

@@ -27,6 +27,15 @@ class InvalidInput(GridmapError):
     status = 400
 
 
+class Unprocessable(InvalidInput):
+    """Well-formed input that cannot be used: a point in no grid, an unknown address, a self-crossing polygon.
+
+    HTTP 422: the request matches the published API description (what would be 400 does not), but what it
+    asks for makes no sense against the data."""
+
+    status = 422
+
+
 class NotFound(GridmapError):
     """The thing asked for does not exist (or the caller may not know it exists)."""
 

@@ -32,7 +32,7 @@ import numpy as np
 import shapely
 from pyproj import Transformer
 
-from gridmap import assign
+from gridmap import assign, clock
 from gridmap import crs as crs_module
 from gridmap.errors import InvalidInput, NotFound
 
@@ -86,7 +86,7 @@ class AuditOptions:
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
         values = asdict(self)
-        values["as_of"] = self.as_of.isoformat(timespec="seconds") if self.as_of else None
+        values["as_of"] = clock.iso(self.as_of) if self.as_of else None
         return values
 
 
@@ -676,7 +676,7 @@ def _stats(values: list[int]) -> dict:
 
 
 def _grid_rows(areas: _Areas, located: _Located, options: AuditOptions, households=None) -> list[dict]:
-    as_of = options.as_of or dt.datetime.now()
+    as_of = options.as_of or clock.now()
     since = as_of - dt.timedelta(days=options.recent_days)
     open_cases: Counter = Counter()
     recent: Counter = Counter()

@@ -10,14 +10,32 @@ Each concern lives in its own module as a part of `Store`: `engine` (connection,
 
 from __future__ import annotations
 
-from .editions import AREA_FIELDS, EDITION_STATUSES, LEVELS, AreaRecord, Edition, EditionStore, check_edition_name
+from .editions import (
+    AREA_FIELDS,
+    EDITION_NAME_PATTERN,
+    EDITION_STATUSES,
+    LEVELS,
+    AreaRecord,
+    Edition,
+    EditionStore,
+    check_edition_name,
+)
 from .engine import StoreBase
 from .gazetteer import GazetteerStore
 from .incident_import import IncidentImportStore
 from .incidents import IncidentStore
 from .users import UserStore
 
-__all__ = ["AREA_FIELDS", "EDITION_STATUSES", "LEVELS", "AreaRecord", "Edition", "Store", "check_edition_name"]
+__all__ = [
+    "AREA_FIELDS",
+    "EDITION_NAME_PATTERN",
+    "EDITION_STATUSES",
+    "LEVELS",
+    "AreaRecord",
+    "Edition",
+    "Store",
+    "check_edition_name",
+]
 
 
 class Store(EditionStore, IncidentStore, IncidentImportStore, GazetteerStore, UserStore, StoreBase):

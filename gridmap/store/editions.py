@@ -24,22 +24,25 @@ AREA_FIELDS = ("code", "name", "level", "parent_code", "kind", "households", "po
 
 
 MAX_EDITION_NAME = 100
-# Letters (Chinese included), digits and a few separators: an edition name appears in URLs, file names and
-# pages, so no slashes, no control characters, no leading dot or dash (`../../etc`, `-rf`).
-_EDITION_NAME = re.compile(r"\w[\w.\-+() ]*", re.UNICODE)
+# Letters (Latin, Chinese), digits and a few separators: an edition name appears in URLs, file names and pages,
+# so no slashes, no control characters, no leading dot or dash (`../../etc`, `-rf`), no space at either end.
+# Written with explicit ranges so the same pattern holds in Python and in the OpenAPI document (JSON Schema).
+_NAME_START = "0-9A-Za-z_\u3400-\u4dbf\u4e00-\u9fff"
+EDITION_NAME_PATTERN = f"^[{_NAME_START}]([{_NAME_START} .+()（）\\-]*[{_NAME_START}.+()（）\\-])?$"
+_EDITION_NAME = re.compile(EDITION_NAME_PATTERN)
 
 
 def check_edition_name(name) -> str:
     """Refuse an edition name that is empty, longer than 100 characters or holds other than letters, digits,
-    spaces and . - _ + ( ) (starting with a letter or digit)."""
+    spaces and . - _ + ( ) (starting with a letter or digit, no space at either end)."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("an edition needs a name")
     if len(name) > MAX_EDITION_NAME:
         raise InvalidInput(f"an edition name has at most {MAX_EDITION_NAME} characters, not {len(name):,}")
-    if not _EDITION_NAME.fullmatch(name) or name != name.strip():
+    if not _EDITION_NAME.fullmatch(name):
         raise InvalidInput(
             f"edition name {name[:40]!r}: use letters, digits, spaces and . - _ + ( ), starting with a letter or "
-            "digit (no slashes or control characters)"
+            "digit (no slashes, control characters or spaces at either end)"
         )
     return name
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, current_app, jsonify, render_template, request
 
 from gridmap import audit
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, Unprocessable
 from gridmap.web.access import visible_edition, visible_editions
 from gridmap.web.auth import current_user, require_user
+from gridmap.web.openapi import ERRORS, NO_NUL, json_response, query
 
 blueprint = Blueprint("audit", __name__)
 
@@ -17,13 +20,14 @@ def _state():
 
 
 def _number(name: str, kind: type):
-    raw = request.args.get(name, "").strip()
+    raw = request.args.get(name, "")
     if not raw:
         return None
-    try:
-        return kind(raw)
-    except ValueError:
-        raise InvalidInput(f"{name} must be a {'whole number' if kind is int else 'number'}, not {raw!r}") from None
+    pattern = r"[0-9]{1,9}" if kind is int else r"[0-9]{1,12}(\.[0-9]+)?"
+    if not re.fullmatch(pattern, raw):
+        what = "whole number" if kind is int else "number"
+        raise InvalidInput(f"{name} must be a {what} ≥ 0 (plain digits), not {raw[:30]!r}")
+    return kind(raw)
 
 
 def _options() -> dict:
@@ -36,11 +40,15 @@ def _options() -> dict:
         "area_tolerance_m2": _number("tolerance", float),
     }
     options.update({k: v for k, v in given.items() if v is not None})
+    if options["households_min"] > options["households_max"]:
+        raise Unprocessable(
+            f"households_min ({options['households_min']}) is above households_max ({options['households_max']})"
+        )
     return options
 
 
 def _pair() -> tuple[str, str]:
-    a, b = request.args.get("a", "").strip(), request.args.get("b", "").strip()
+    a, b = request.args.get("a", ""), request.args.get("b", "")
     if not a or not b:
         raise InvalidInput("name the two editions to compare: ?a=OLD&b=NEW")
     return _edition(a), _edition(b)
@@ -89,3 +97,79 @@ def compare_json():
     """Return the comparison of editions a and b as JSON (cut to a scoped caller's area)."""
     a, b = _pair()
     return jsonify(audit.compare_editions(_state().store, a, b, user=current_user(), **_options()))
+
+
+# ---- OpenAPI ---------------------------------------------------------------------------------------------
+_OPTIONS = [
+    query(
+        "households_min",
+        "Fewest households per grid before it is flagged",
+        {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    ),
+    query(
+        "households_max",
+        "Most households per grid before it is flagged",
+        {"type": "integer", "minimum": 0, "maximum": 999_999_999},
+    ),
+    query(
+        "tolerance",
+        "Area in m² below which gaps and overlaps are only counted",
+        {"type": "number", "minimum": 0, "maximum": 999_999_999_999},
+    ),
+]
+_EDITION_NAME = {"type": "string", "minLength": 1, "pattern": NO_NUL}
+OPENAPI_PATHS: dict[str, dict] = {
+    "/api/audit": {
+        "get": {
+            "summary": "Coverage audit of an edition: gaps, overlaps, outside parent, invalid, slivers, codes, balance",
+            "description": "A supervisor or grid worker gets it cut to their own area. households_min above "
+            "households_max is 422.",
+            "parameters": [query("edition", "Edition name (default: the current one)"), *_OPTIONS],
+            "responses": {"200": json_response("#/components/schemas/Audit"), "422": ERRORS["422"]},
+        }
+    },
+    "/api/compare": {
+        "get": {
+            "summary": "What edition b changes against edition a: grids, households and cases that move",
+            "description": "A supervisor or grid worker gets it cut to their own area.",
+            "parameters": [
+                query("a", "The edition before", _EDITION_NAME, required=True),
+                query("b", "The edition after", _EDITION_NAME, required=True),
+                *_OPTIONS,
+            ],
+            "responses": {"200": json_response("#/components/schemas/Comparison"), "422": ERRORS["422"]},
+        }
+    },
+}
+_FINDINGS = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["kind", "codes"],
+        "properties": {"codes": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+OPENAPI_SCHEMAS: dict[str, dict] = {
+    "Audit": {
+        "type": "object",
+        "required": [*audit.FINDING_KINDS, "balance", "incidents", "summary"],
+        "properties": {
+            **{kind: _FINDINGS for kind in audit.FINDING_KINDS},
+            "balance": {"type": "object", "required": ["grids", "communities", "totals"]},
+            "incidents": {"type": "object", "required": ["unassigned", "ambiguous"]},
+            "summary": {"type": "object", "required": ["edition", "findings", "clean"]},
+        },
+    },
+    "Comparison": {
+        "type": "object",
+        "required": ["a", "b", "grids", "retired", "households", "cases", "balance", "summary"],
+        "properties": {
+            "a": {"type": "string"},
+            "b": {"type": "string"},
+            "grids": {"type": "array", "items": {"type": "object", "required": ["code", "status", "sources"]}},
+            "retired": {"type": "array", "items": {"type": "object", "required": ["code"]}},
+            "cases": {"type": "object", "required": ["open_moving", "moving", "moved"]},
+            "summary": {"type": "object"},
+        },
+    },
+}

@@ -7,6 +7,7 @@ number with 5,000 digits, a JSON body nested 100,000 deep or larger than the lim
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 
@@ -15,12 +16,22 @@ from flask import Flask, request
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter, ValidationError
 
+from gridmap import clock
 from gridmap.errors import InvalidInput
 
 MAX_ID = 2**31 - 1  # ids are INTEGER columns: 32 bits on PostgreSQL
 MAX_JSON_BYTES = 5_000_000  # a detailed grid polygon from the editor is well under 1 MB
 MAX_JSON_DEPTH = 32  # GeoJSON needs about 8 levels (object, geometry, four levels of coordinate arrays)
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+)
+MOMENT_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}, {"const": ""}],
+    "description": "A day (YYYY-MM-DD, Shanghai calendar) or an RFC 3339 date-time with offset",
+}
+FLAG_SCHEMA = {"type": "string", "enum": ["true", "false", "1", "0", ""]}
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
@@ -48,9 +59,11 @@ def check_query() -> None:
     """Refuse NUL characters in the path and query string: no value has them and PostgreSQL cannot store them."""
     if "\x00" in request.path:
         raise InvalidInput("the path holds a NUL character")
-    for name, value in request.args.items(multi=True):
-        if "\x00" in name or "\x00" in value:
+    for name, values in request.args.lists():
+        if "\x00" in name or any("\x00" in value for value in values):
             raise InvalidInput(f"the query parameter {name[:30]!r} holds a NUL character")
+        if len(values) > 1:  # every parameter takes one value (lists are comma-separated, status=a,b)
+            raise InvalidInput(f"the query parameter {name[:30]!r} is given {len(values)} times; give it once")
 
 
 def check_json_body() -> None:
@@ -114,10 +127,46 @@ def int_arg(name: str, default: int | None, *, low: int, high: int) -> int | Non
 
 
 def flag_arg(name: str) -> bool:
-    """Read a true/false flag from the query string (true, false, 1, 0, yes, no, on, off; absent is false)."""
-    raw = (request.args.get(name) or "").strip().lower()
+    """Read a true/false flag from the query string (true, false, 1 or 0; absent or empty is false)."""
+    raw = request.args.get(name) or ""
     if not raw or raw in _FALSE:
         return False
     if raw in _TRUE:
         return True
     raise InvalidInput(f"{name} must be true or false, not {raw[:30]!r}")
+
+
+def moment_arg(name: str, *, end: bool = False) -> dt.datetime | None:
+    """Read a day or an RFC 3339 date-time from the query string as naive Shanghai time (gridmap.clock).
+
+    A day given as the end of a period (`end`) means the end of that day."""
+    raw = request.args.get(name) or ""
+    if not raw:
+        return None
+    try:
+        if _DATE.fullmatch(raw):
+            day = dt.date.fromisoformat(raw)
+            return dt.datetime.combine(day, dt.time()) + dt.timedelta(days=1 if end else 0)
+        match = _DATE_TIME.fullmatch(raw)
+        if match is None:
+            raise ValueError(raw)
+        year, month, day, hour, minute, second, fraction, utc, sign, off_h, off_m = match.groups()
+        offset = dt.timedelta(0) if utc else dt.timedelta(hours=int(off_h), minutes=int(off_m))
+        moment = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            min(int(second), 59),  # 60: a leap second
+            int((fraction or "0")[:6].ljust(6, "0")),
+            tzinfo=dt.timezone(-offset if sign == "-" else offset),
+        )
+    except (ValueError, OverflowError):
+        raise InvalidInput(
+            f"{name}={raw[:40]!r} is not a day (YYYY-MM-DD) or a date and time with offset (2026-03-01T09:30:00+08:00)"
+        ) from None
+    try:
+        return clock.local(moment)
+    except OverflowError:  # a moment in year 1 or 9999 moved past the calendar's edge by the offset
+        return dt.datetime.min if moment.year < 5000 else dt.datetime.max
