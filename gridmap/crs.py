@@ -314,7 +314,9 @@ def check_lonlat(*, lon: float, lat: float, where: str = "") -> None:
         raise InvalidInput(f"{prefix}lon={lon!r}, lat={lat!r} is not a pair of numbers") from None
     code = classify_lonlat(np.array([x]), np.array([y]))[0]
     if code:
-        raise Unprocessable(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
+        # Out of range is malformed (400); zero or swapped is well-formed but implausible (422).
+        kind = Unprocessable if code in ("zero", "swapped") else InvalidInput
+        raise kind(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
 
 
 def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: str = "") -> None:
@@ -323,7 +325,8 @@ def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: s
     codes = set(classify_lonlat(np.array([minx, maxx]), np.array([miny, maxy])))
     for code in ("not_finite", "swapped", "projected", "zero"):
         if code in codes:
-            raise Unprocessable(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
+            kind = Unprocessable if code in ("zero", "swapped") else InvalidInput
+            raise kind(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
 
 
 # ---- metres ----------------------------------------------------------------------------------------

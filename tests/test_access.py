@@ -248,7 +248,8 @@ def test_the_anonymous_access_setting_shows_names_and_locate_only(database_url, 
     page = client.get("/")
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "百合第1网格" in text and NW in text
-    assert "户 households" not in text and ">420<" not in text and ">1100<" not in text and f"<td>{DRAFT}</td>" not in text
+    assert "户 households" not in text and ">420<" not in text and ">1100<" not in text
+    assert f"<td>{DRAFT}</td>" not in text
     assert [e["name"] for e in _get(client, "/api/editions").get_json()] == ["main"]
     located = _get(client, "/api/locate?lon=117.105&lat=39.115")
     assert located.status_code == 200 and located.get_json()["grid_code"] == NW
