@@ -116,6 +116,7 @@ class WorkingCalendar:
         self._holiday_set, self._workday_set = set(self._holidays), set(self._workdays)
         # (date, n) → n-th working day: an import of 100,000 cases asks the same few hundred questions.
         self._nth_cache: dict[tuple[dt.date, int], dt.date] = {}
+        self._working_day_cache: dict[dt.date, bool] = {}
 
     @property
     def day_length(self) -> dt.timedelta:
@@ -124,9 +125,11 @@ class WorkingCalendar:
 
     def is_working_day(self, day: dt.date) -> bool:
         """Whether work is done on this date."""
-        if day.weekday() in self.weekdays:
-            return day not in self._holiday_set
-        return day in self._workday_set
+        found = self._working_day_cache.get(day)
+        if found is None:
+            weekday = day.weekday() in self.weekdays
+            found = self._working_day_cache[day] = day not in self._holiday_set if weekday else day in self._workday_set
+        return found
 
     def working_days_between(self, start: dt.date, end: dt.date) -> int:
         """Count the working days in [start, end)."""

@@ -85,9 +85,13 @@ def parse_time(cell, where: str = "") -> dt.datetime:
     if not text:
         raise InvalidInput(f"{prefix}has no report time", reason="no report time")
     try:
-        return clock.local(dt.datetime.fromisoformat(text)).replace(microsecond=0)
+        moment = dt.datetime.fromisoformat(text)
     except ValueError:
         pass
+    else:
+        if moment.tzinfo is None and not moment.microsecond:
+            return moment  # the usual case: a plain local time
+        return clock.local(moment).replace(microsecond=0)
     for pattern in _TIME_FORMATS:
         try:
             return dt.datetime.strptime(text, pattern)
@@ -113,8 +117,9 @@ def _source(text: str) -> str:
 class RowChecker:
     """The case rules applied to the rows of one file (lists of cells, in header order).
 
-    `check` raises InvalidInput carrying a reason; it is the hot loop of an import, so cells are fetched by
-    position and text that is plain (the usual case) is checked by one regular expression in C."""
+    `check` raises InvalidInput carrying a reason. It is the hot loop of an import (100,000 rows in a few
+    seconds), so cells are fetched by position (a missing column reads the empty cell appended to each row),
+    empty cells skip the checks, and plain text is checked by one regular expression in C (cases.clean_text)."""
 
     def __init__(self, header: list[str], columns: Mapping[str, str], *, category: str | None, now: dt.datetime):
         from gridmap import cases
@@ -122,59 +127,64 @@ class RowChecker:
         self.cases = cases
         self.width = len(header)
         position = {name: header.index(key) for name, key in columns.items()}
-        self.at = {name: position.get(name) for name in COLUMN_ALIASES}
+        # A missing column points at the empty cell `check` appends after the last one.
+        self.at = {name: position.get(name, self.width) for name in COLUMN_ALIASES}
         self.default_category = cases.category(category)["code"] if category else None
+        self.categories = {row["code"]: row["code"] for row in cases.load_categories()}
         self.now = now
-
-    def _cell(self, cells: list, name: str) -> str:
-        i = self.at[name]
-        if i is None:
-            return ""
-        value = cells[i]
-        return value if value.__class__ is str else text_of(value)
+        self.latest = now + cases.MAX_CLOCK_SKEW
 
     def check(self, cells: list) -> dict:
         """Return the row's incident fields (lon/lat as given, before any conversion)."""
-        if len(cells) < self.width:
-            cells = cells + [""] * (self.width - len(cells))
-        cases, cell, clean = self.cases, self._cell, self.cases.clean_text
-        description = clean(cell(cells, "description"), "description", cases.MAX_DESCRIPTION, multiline=True)
-        title = clean(cell(cells, "title"), "title", cases.MAX_TITLE)
+        width = self.width
+        cells = cells[:width] + [""] * (width + 1 - min(len(cells), width))
+        at, cases, clean = self.at, self.cases, self.cases.clean_text
+        raw_time = cells[at["reported_at"]]
+        if not all(c.__class__ is str for c in cells):  # Excel numbers and dates, GeoJSON values
+            cells = [c if c.__class__ is str else text_of(c) for c in cells]
+        description = cells[at["description"]]
+        description = clean(description, "description", cases.MAX_DESCRIPTION, multiline=True) if description else None
+        title = cells[at["title"]]
+        title = clean(title, "title", cases.MAX_TITLE) if title else None
         if not title:
             title = (description or "")[:_TITLE_FROM_DESCRIPTION].replace("\n", " ").strip() or None
         if not title:
             raise InvalidInput("has neither a title nor a description", reason="no title or description")
-        category_text = cell(cells, "category_code").strip()
+        category_text = cells[at["category_code"]].strip()
         if category_text:
-            found = cases.find_category(category_text)
-            if found is None:
-                raise InvalidInput(
-                    f"unknown category {category_text[:30]!r}: use a 4-digit code or a name from `gridmap categories`",
-                    reason="unknown category",
-                )
-            category_code = found["code"]
+            category_code = self.categories.get(category_text)
+            if category_code is None:
+                found = cases.find_category(category_text)
+                if found is None:
+                    raise InvalidInput(
+                        f"unknown category {category_text[:30]!r}: use a 4-digit code or a name from "
+                        "`gridmap categories`",
+                        reason="unknown category",
+                    )
+                category_code = found["code"]
         elif self.default_category:
             category_code = self.default_category
         else:
             raise InvalidInput("has no category; fill it in or give --category CODE", reason="no category")
-        i = self.at["reported_at"]
-        reported_at = cases.check_reported_at(parse_time(cells[i] if i is not None else None), self.now)
+        reported_at = parse_time(raw_time)
+        if reported_at > self.latest or reported_at < cases.EARLIEST_REPORT:
+            cases.check_reported_at(reported_at, self.now)
+        source_id, source = cells[at["source_id"]], cells[at["source"]]
+        name, phone, address = cells[at["reporter_name"]], cells[at["reporter_phone"]], cells[at["address"]]
         row = {
-            "source_id": clean(cell(cells, "source_id"), "source id", MAX_SOURCE_ID),
-            "source": _source(cell(cells, "source").strip()),
+            "source_id": clean(source_id, "source id", MAX_SOURCE_ID) if source_id else None,
+            "source": _source(source.strip()) if source else "import",
             "title": title,
             "description": description or "",
             "category_code": category_code,
             "reported_at": reported_at,
-            "reporter_name": clean(cell(cells, "reporter_name"), "reporter name", cases.MAX_NAME),
-            "reporter_phone": cases.check_phone(
-                clean(cell(cells, "reporter_phone"), "reporter phone", cases.MAX_PHONE)
-            ),
-            "address": clean(cell(cells, "address"), "address", cases.MAX_ADDRESS),
+            "reporter_name": clean(name, "reporter name", cases.MAX_NAME) if name else None,
+            "reporter_phone": cases.check_phone(clean(phone, "reporter phone", cases.MAX_PHONE)) if phone else None,
+            "address": clean(address, "address", cases.MAX_ADDRESS) if address else None,
             "lon": None,
             "lat": None,
         }
-        lon_text, lat_text = cell(cells, "lon").strip(), cell(cells, "lat").strip()
+        lon_text, lat_text = cells[at["lon"]].strip(), cells[at["lat"]].strip()
         if lon_text or lat_text:
             try:
                 row["lon"], row["lat"] = float(lon_text), float(lat_text)
