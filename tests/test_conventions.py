@@ -18,7 +18,7 @@ OWNERS = {
     "click": "cli",
     "waitress": "cli",
 }
-LEAVES = {"config", "errors", "crs"}
+LEAVES = {"config", "errors", "crs", "clock"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -169,8 +169,7 @@ def _swap_started(engine, wal: Path | None, baseline: int) -> bool:
     with engine.connect() as conn:
         return bool(
             conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE query LIKE 'COPY incidents%%' AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY incidents%%' AND pid <> pg_backend_pid()"
             ).scalar()
         )
 

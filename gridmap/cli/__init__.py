@@ -211,7 +211,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
         people.add_user(store, "demo", role="admin", password=password)
         click.echo(f"created the admin user 'demo' with password {password} (shown once; sign in at /login)")
     if open_cases or closed_cases:
-        from gridmap import assign, cases
+        from gridmap import assign, cases, clock
 
         edition = store.current_edition()
         if edition is None:
@@ -222,7 +222,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
             cases.load_categories(),
             open_cases,
             closed=closed_cases,
-            now=dt.datetime.now().replace(microsecond=0),
+            now=clock.now(),
             deadline_for=lambda code, at: cases.deadline_for(code, at, calendar),
         )
         located = assign.grid_index(store).locate_many([r["lon"] for r in rows], [r["lat"] for r in rows])

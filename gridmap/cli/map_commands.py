@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from gridmap import maps
+from gridmap import clock, maps
 from gridmap.cli import main, with_store
 from gridmap.config import Settings
 from gridmap.errors import NotFound
@@ -41,7 +41,7 @@ def export_map(
         edition = current.name
     else:
         edition = store.get_edition(edition).name
-    now = now or dt.datetime.now().replace(microsecond=0)
+    now = now or clock.now()
     frames = {level: store.areas(edition, level) for level in ("grid", "community", "street")}
     attributes = {r["code"]: r for r in store.area_attributes(edition)}
     # Open, located cases with what their popups show; reporters and phones are not exported.

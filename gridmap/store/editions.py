@@ -13,6 +13,7 @@ import shapely
 import sqlalchemy as sa
 from geoalchemy2.shape import from_shape
 
+from gridmap import clock
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
@@ -132,16 +133,14 @@ class EditionStore(StoreBase):
         check_edition_name(name)
         if conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).first():
             raise Conflict(f"an edition named {name!r} already exists")
-        today = dt.date.today() if status == "current" else None
+        today = clock.today() if status == "current" else None
         return conn.execute(
-            t.editions.insert().values(
-                name=name, status=status, valid_from=today, created_at=dt.datetime.now().replace(microsecond=0)
-            )
+            t.editions.insert().values(name=name, status=status, valid_from=today, created_at=clock.now())
         ).inserted_primary_key[0]
 
     def activate_edition(self, name: str, *, valid_from: dt.date | None = None) -> Edition:
         """Make an edition current; the previous current one is retired the day before."""
-        valid_from = valid_from or dt.date.today()
+        valid_from = valid_from or clock.today()
         with self.transaction() as conn:
             row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
             if row is None:
@@ -173,7 +172,7 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="retired", valid_to=valid_to or dt.date.today())
+                .values(status="retired", valid_to=valid_to or clock.today())
             )
         return self.get_edition(name)
 
