@@ -48,10 +48,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from gridmap.web import access, api, audit_views, auth, case_views, i18n, inputs, map_views, pages, plan_views
 
-    inputs.init_inputs(app)
     i18n.init_i18n(app)
     auth.init_auth(app)
     access.init_access(app)
+    # After the access check, so a caller who may not call a route never gets their body read; before the
+    # blueprints, whose routes take the bounded `int` converter.
+    inputs.init_inputs(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
     # These blueprints serve both pages and /api/... routes, so they carry full paths themselves.
