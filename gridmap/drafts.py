@@ -40,7 +40,7 @@ def parse_polygon(value, *, what: str = "geometry") -> shapely.Geometry:
         raise InvalidInput(f"{what} is a {geometry.geom_type}; a grid must be a Polygon or MultiPolygon")
     if geometry.is_empty:
         raise Unprocessable(f"{what} is empty")
-    crs_rules.check_bounds(*geometry.bounds, where=what)
+    _plausible(crs_rules.check_bounds, *geometry.bounds, where=what)
     if not geometry.is_valid:
         raise Unprocessable(f"{what} is invalid: {shapely.is_valid_reason(geometry)}")
     if geometry.area == 0:
@@ -59,8 +59,18 @@ def parse_line(value, *, what: str = "line") -> shapely.LineString:
         raise InvalidInput(f"{what} is not valid GeoJSON ({exc})") from None
     if line.is_empty or line.length == 0:
         raise Unprocessable(f"{what} is empty")
-    crs_rules.check_bounds(*line.bounds, where=what)
+    _plausible(crs_rules.check_bounds, *line.bounds, where=what)
     return line
+
+
+def _plausible(check, *args, **kwargs) -> None:
+    """Run a coordinate check; its refusal is 422 here: a GeoJSON position's range is not part of the API's
+    description (which says "array of numbers"), so a well-formed geometry far off the map is unusable, not
+    malformed."""
+    try:
+        check(*args, **kwargs)
+    except InvalidInput as exc:
+        raise Unprocessable(exc.message) from None
 
 
 def _geojson_members(value: Mapping, what: str) -> None:
@@ -192,7 +202,7 @@ def save_grid(store: Store, edition: str, code: str, changes: Mapping) -> dict:
 def move_vertex(store: Store, edition: str, *, old: Sequence[float], new: Sequence[float]) -> list[dict]:
     """Move a vertex in every grid of the draft that has it, so neighbours stay gap-free; one transaction."""
     (old_lon, old_lat), (new_lon, new_lat) = _pair(old, "from"), _pair(new, "to")
-    crs_rules.check_lonlat(lon=new_lon, lat=new_lat, where="to")
+    _plausible(crs_rules.check_lonlat, lon=new_lon, lat=new_lat, where="to")
     store.get_edition(edition)
     frame = store.areas(edition, "grid")
     target = shapely.Point(old_lon, old_lat)
