@@ -22,16 +22,16 @@ import bisect
 import csv
 import datetime as dt
 import functools
-import math
 import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from gridmap import clock
 from gridmap import crs as crs_rules
 from gridmap.config import PROJECT_DIR
-from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 
 CATEGORIES_FILE = PROJECT_DIR / "data" / "categories.csv"
 STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolved", "closed", "rejected")
@@ -53,6 +53,12 @@ ACTING_ROLES = ("admin", "supervisor", "grid_worker")
 SEES_PERSONAL_DATA = ("admin", "supervisor")
 MAX_TITLE, MAX_DESCRIPTION, MAX_ADDRESS, MAX_NOTE, MAX_NAME, MAX_PHONE = 200, 5000, 300, 2000, 100, 40
 _PHONE = re.compile(r"^[0-9+\-() ]{3,40}$")
+# C0 and C1 control characters, DEL, and lone surrogates (which no database can store as UTF-8).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_LINE_BREAKS = re.compile("[\t\n\r]+")
+_ORDINARY = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]*")  # no control or line-break character
+MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
+EARLIEST_REPORT = dt.datetime(2000, 1, 1)
 _BOTH = ("admin", "supervisor")
 _ALL = ACTING_ROLES
 _WORKING = ("registered", "dispatched", "in_progress")
@@ -118,6 +124,9 @@ class WorkingCalendar:
         self._holidays = sorted({d for d in holidays if d.weekday() in self.weekdays})
         self._workdays = sorted({d for d in workdays if d.weekday() not in self.weekdays})
         self._holiday_set, self._workday_set = set(self._holidays), set(self._workdays)
+        # (date, n) → n-th working day: an import of 100,000 cases asks the same few hundred questions.
+        self._nth_cache: dict[tuple[dt.date, int], dt.date] = {}
+        self._working_day_cache: dict[dt.date, bool] = {}
 
     @property
     def day_length(self) -> dt.timedelta:
@@ -126,9 +135,11 @@ class WorkingCalendar:
 
     def is_working_day(self, day: dt.date) -> bool:
         """Whether work is done on this date."""
-        if day.weekday() in self.weekdays:
-            return day not in self._holiday_set
-        return day in self._workday_set
+        found = self._working_day_cache.get(day)
+        if found is None:
+            weekday = day.weekday() in self.weekdays
+            found = self._working_day_cache[day] = day not in self._holiday_set if weekday else day in self._workday_set
+        return found
 
     def working_days_between(self, start: dt.date, end: dt.date) -> int:
         """Count the working days in [start, end)."""
@@ -147,8 +158,13 @@ class WorkingCalendar:
         """Working time on moment's date before moment (0 on a day off)."""
         if not self.is_working_day(moment.date()):
             return 0
-        now = _day_us(moment.time())
-        return sum(min(max(now - a, 0), b - a) for a, b in self.periods)
+        now = ((moment.hour * 60 + moment.minute) * 60 + moment.second) * _US + moment.microsecond
+        worked = 0
+        for a, b in self.periods:  # a plain loop: this runs once per case of an import
+            if now <= a:
+                break
+            worked += (now if now < b else b) - a
+        return worked
 
     def working_time(self, start: dt.datetime, end: dt.datetime) -> dt.timedelta:
         """Return the working time between two moments (zero when end is not after start)."""
@@ -196,6 +212,14 @@ class WorkingCalendar:
 
     def _nth_working_day(self, start: dt.date, n: int) -> dt.date:
         """Return the n-th (0-based) working day on or after start."""
+        found = self._nth_cache.get((start, n))
+        if found is None:
+            if len(self._nth_cache) > 100_000:
+                self._nth_cache.clear()
+            found = self._nth_cache[(start, n)] = self._find_nth_working_day(start, n)
+        return found
+
+    def _find_nth_working_day(self, start: dt.date, n: int) -> dt.date:
         day = start + dt.timedelta(days=7 * (n // len(self.weekdays)))
         seen = self.working_days_between(start, day)
         while seen > n:  # make-up working days can overshoot the weekly estimate
@@ -210,16 +234,17 @@ class WorkingCalendar:
 
     def add(self, start: dt.datetime, amount: dt.timedelta) -> dt.datetime:
         """Return the earliest moment at which `amount` of working time has passed since start."""
-        wanted = amount // dt.timedelta(microseconds=1)
+        return self._add_us(start, amount // dt.timedelta(microseconds=1))
+
+    def _add_us(self, start: dt.datetime, wanted: int) -> dt.datetime:
         if wanted < 0:
             raise InvalidInput("working time to add must not be negative")
         if wanted == 0:
             return start
-        offset = self._worked_today_us(start) if self.is_working_day(start.date()) else 0
-        target = offset + wanted
+        target = self._worked_today_us(start) + wanted
         # The k-th working day (counting start's own date as 0 when it is one) holds the moment; a target at a
         # day's exact end stays on that day (18:00) instead of moving to the next morning.
-        k = math.ceil(target / self.day_length_us) - 1
+        k = -(-target // self.day_length_us) - 1  # ceiling division on integers
         rest = target - k * self.day_length_us
         day = self._nth_working_day(start.date(), k)
         for a, b in self.periods:
@@ -230,6 +255,8 @@ class WorkingCalendar:
 
     def add_hours(self, start: dt.datetime, hours: float) -> dt.datetime:
         """Return start plus this many working hours."""
+        if isinstance(hours, int):
+            return self._add_us(start, hours * 3_600 * _US)
         return self.add(start, dt.timedelta(hours=hours))
 
     def add_days(self, start: dt.datetime, days: float) -> dt.datetime:
@@ -385,12 +412,33 @@ def load_categories(path=None) -> list[dict]:
     return [dict(row) for row in _read_categories(str(path or CATEGORIES_FILE))]
 
 
+@functools.cache
+def _categories_by_key(path: str) -> dict[str, dict]:
+    table: dict[str, dict] = {}
+    for row in _read_categories(path):
+        for key in (row["name_en"].lower(), row["name"], row["code"]):  # a code wins over a clashing name
+            table[key] = row
+    return table
+
+
 def category(code: str | None) -> dict:
     """Return one category by its 4-digit code, or raise InvalidInput naming a few valid ones."""
-    for row in _read_categories(str(CATEGORIES_FILE)):
-        if row["code"] == code:
-            return dict(row)
-    raise InvalidInput(f"unknown category {code!r}: use a 4-digit code from GET /api/categories, e.g. 0102 暴露垃圾")
+    row = _categories_by_key(str(CATEGORIES_FILE)).get(code) if isinstance(code, str) else None
+    if row is None or row["code"] != code:
+        shown = str(code)[:30]
+        raise InvalidInput(
+            f"unknown category {shown!r}: use a 4-digit code from GET /api/categories, e.g. 0102 暴露垃圾",
+            reason="unknown category",
+        )
+    return dict(row)
+
+
+def find_category(text: str) -> dict | None:
+    """Return the category a file names by its code, its Chinese name or its English name (any case), or None."""
+    text = text.strip()
+    return _categories_by_key(str(CATEGORIES_FILE)).get(text) or _categories_by_key(str(CATEGORIES_FILE)).get(
+        text.lower()
+    )
 
 
 def category_names() -> dict[str, str]:
@@ -479,17 +527,68 @@ def _blocked(action: str, user, incident: Mapping) -> str | None:
 
 
 # ---- reporting --------------------------------------------------------------------------------------------
-def _text(value, name: str, limit: int, *, required: bool = False) -> str | None:
+def clean_text(value, name: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
+    """Check one text field the same way for every way in (API, form, import): trimmed, at most `limit`
+    characters, no control characters; tabs and line breaks become spaces unless the field is `multiline`."""
+    if value.__class__ is str and _ORDINARY.fullmatch(value):  # the usual case, checked in one C call
+        value = value.strip()
+        if len(value) > limit:
+            raise InvalidInput(
+                f"{name} has {len(value)} characters; at most {limit} are allowed", reason=f"{name} too long"
+            )
+        if value or not required:
+            return value or None
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
-            raise InvalidInput(f"{name} is required")
+            raise InvalidInput(f"{name} is required", reason=f"no {name}")
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, not {type(value).__name__}")
+        raise InvalidInput(f"{name} must be text, not {type(value).__name__}", reason=f"{name} not text")
+    if not multiline:
+        value = _LINE_BREAKS.sub(" ", value)
     value = value.strip()
+    bad = _CONTROL.search(value)
+    if bad:
+        raise InvalidInput(
+            f"{name} holds a control character (U+{ord(bad.group()):04X}) at position {bad.start() + 1}; "
+            "only printable text is accepted",
+            reason=f"control character in {name}",
+        )
     if len(value) > limit:
-        raise InvalidInput(f"{name} has {len(value)} characters; at most {limit} are allowed")
+        raise InvalidInput(
+            f"{name} has {len(value)} characters; at most {limit} are allowed", reason=f"{name} too long"
+        )
     return value
+
+
+_text = clean_text
+
+
+def check_phone(phone: str | None) -> str | None:
+    """Refuse a phone number that is not digits, spaces, +, - and brackets (3 to 40 of them)."""
+    if phone and not _PHONE.match(phone):
+        raise InvalidInput(
+            f"reporter_phone {phone[:40]!r} may hold only digits, spaces, +, - and brackets",
+            reason="malformed phone number",
+        )
+    return phone
+
+
+def check_reported_at(when: dt.datetime, now: dt.datetime) -> dt.datetime:
+    """Refuse a report time further in the future than the allowed clock skew (times are Shanghai time)."""
+    if when > now + MAX_CLOCK_SKEW:
+        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
+        raise InvalidInput(
+            f"report time {when:%Y-%m-%d %H:%M} lies in the future (now {now:%Y-%m-%d %H:%M} Asia/Shanghai; "
+            f"{minutes} minutes of clock difference are allowed)",
+            reason="report time in the future",
+        )
+    if when < EARLIEST_REPORT:
+        raise InvalidInput(
+            f"report time {when:%Y-%m-%d %H:%M} is before {EARLIEST_REPORT:%Y-%m-%d}",
+            reason=f"report time before {EARLIEST_REPORT.year}",
+        )
+    return when
 
 
 def _coordinate(value, name: str) -> float:
@@ -531,22 +630,20 @@ def prepare_report(
 
     if user.role not in ACTING_ROLES:
         raise Forbidden(f"a {user.role} may not report cases")
-    now = (now or dt.datetime.now()).replace(microsecond=0)
+    now = (now or clock.now()).replace(microsecond=0)
     row = {
         "title": _text(title, "title", MAX_TITLE, required=True),
-        "description": _text(description, "description", MAX_DESCRIPTION) or "",
+        "description": _text(description, "description", MAX_DESCRIPTION, multiline=True) or "",
         "address": _text(address, "address", MAX_ADDRESS),
         "reporter_name": _text(reporter_name, "reporter_name", MAX_NAME),
-        "reporter_phone": _text(reporter_phone, "reporter_phone", MAX_PHONE),
+        "reporter_phone": check_phone(_text(reporter_phone, "reporter_phone", MAX_PHONE)),
     }
-    if row["reporter_phone"] and not _PHONE.match(row["reporter_phone"]):
-        raise InvalidInput("reporter_phone may hold only digits, spaces, +, - and brackets")
     source = source or "web"
-    if source not in SOURCES:
-        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+    if not isinstance(source, str) or source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {str(source)[:30]!r}")
     if not isinstance(category_code, str):
         raise InvalidInput("category is required: a 4-digit code from GET /api/categories")
-    kind = category(category_code.strip())
+    kind = category(category_code)
     if not isinstance(crs, str):
         raise InvalidInput("crs must be text such as wgs84, cgcs2000, gcj02 or bd09")
     located = {}
@@ -560,7 +657,7 @@ def prepare_report(
         found = geocode.store_geocoder(store, settings).geocode(row["address"])
         if not found.found:
             why = f" ({found.note})" if found.note else ""
-            raise InvalidInput(
+            raise Unprocessable(
                 f"address {row['address']!r} was not found{why}; give lon and lat or pick the point on the map",
                 extra={"geocode": found.to_dict()},
             )
@@ -573,7 +670,7 @@ def prepare_report(
     where = index.locate(lon=point_lon, lat=point_lat)
     if where.grid_code is None:
         nearest = f" (nearest grid {where.nearest_code})" if where.nearest_code else ""
-        raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
+        raise Unprocessable(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district{nearest}")
     _check_reporting_area(user, where.incident_fields(index.edition))
     calendar = calendar or calendar_from_settings(settings)
     row.update(
@@ -655,8 +752,11 @@ def prepare_action(
         raise Conflict(
             f"cannot {action}: {reason}", extra={"current": {"status": status, "version": incident["version"]}}
         )
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise InvalidInput("version must be a whole number")
+    if version is not None:
+        if isinstance(version, float) and version.is_integer() and abs(version) < 2**63:
+            version = int(version)  # JSON Schema's integer: 5.0 is 5
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise InvalidInput("version must be a whole number")
     if version is not None and version != incident["version"]:
         raise Conflict(
             f"incident {incident_id} is at version {incident['version']}, not {version}; reload it and try again",
@@ -674,7 +774,7 @@ def prepare_action(
             f"resolving a case of category {incident['category_code']} {names[incident['category_code']]} needs a "
             "photo of the result: send it as multipart/form-data with the file in the field photos"
         )
-    now = (now or dt.datetime.now()).replace(microsecond=0)
+    now = (now or clock.now()).replace(microsecond=0)
     changes: dict = {}
     if step.target is not None:
         changes["status"] = step.target
@@ -747,6 +847,8 @@ def list_cases(
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     if category_code is not None:
         category(category_code)
+    if source is not None and source not in SOURCES:
+        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source[:30]!r}")
     return store.list_incidents(
         scope=scope_of(user),
         statuses=statuses,
@@ -758,7 +860,7 @@ def list_cases(
         reported_from=reported_from,
         reported_to=reported_to,
         bbox=bbox,
-        deadline_before=(now or dt.datetime.now()) if overdue else None,
+        deadline_before=(now or clock.now()) if overdue else None,
         geocode_review=True if review else None,
         after_id=after_id,
         limit=limit,
@@ -766,7 +868,7 @@ def list_cases(
 
 
 def _iso(value) -> str | None:
-    return value.isoformat(timespec="seconds") if isinstance(value, dt.datetime) else value
+    return clock.iso(value)
 
 
 _UNKNOWN = object()
@@ -786,7 +888,7 @@ def present(
     `light` may be given when it was computed for many cases at once (traffic_lights_many); exports leave out
     the actions (`with_actions=False`), which only a page's buttons need.
     """
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     names = category_names()
     sees = user.role in SEES_PERSONAL_DATA
     open_case = incident["status"] not in FINISHED_STATUSES
@@ -940,7 +1042,7 @@ def stats_of(
     """Return the indicators of these incidents (already selected), grouped `by`: the shape of /api/stats."""
     if by not in GROUPS:
         raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     groups: dict = defaultdict(list)
     key = _GROUP_KEY[by]
     for row in rows:

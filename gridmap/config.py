@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from gridmap.errors import ConfigError
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_DB_PATH = PROJECT_DIR / "instance" / "gridmap.sqlite"
 
@@ -34,6 +36,12 @@ class Settings:
         "SPATIALITE_LIBRARY_PATH",
         "Name or path of the SpatiaLite extension to load into SQLite.",
     )
+    db_busy_timeout: float = _setting(
+        5.0,
+        "GRIDMAP_DB_BUSY_TIMEOUT",
+        "Seconds a database write waits for another writer (SQLite busy timeout, PostgreSQL lock_timeout) "
+        "before the request is answered 503 with Retry-After.",
+    )
     host: str = _setting("127.0.0.1", "GRIDMAP_HOST", "Address `gridmap serve` listens on.")
     port: int = _setting(5000, "GRIDMAP_PORT", "Port `gridmap serve` listens on.")
     threads: int = _setting(8, "GRIDMAP_THREADS", "Worker threads of the WSGI server.")
@@ -52,6 +60,13 @@ class Settings:
         "",
         "GRIDMAP_SECRET_KEY",
         "Key that signs session cookies; when empty a random key is made per process.",
+    )
+    anonymous_access: str = _setting(
+        "none",
+        "GRIDMAP_ANONYMOUS_ACCESS",
+        "What callers who are not signed in may see: none (default: only the sign-in page) or names (the current "
+        "edition's streets, communities and grids by code and name on the start page and /api/editions, and "
+        "/api/locate on the current edition). Households, population, staff, cases and drafts stay private.",
     )
     geocoder: str = _setting(
         "gazetteer",
@@ -158,7 +173,11 @@ class Settings:
         for f in fields(cls):
             raw = environ.get(f.metadata["env"])
             if raw not in (None, ""):
-                values[f.name] = {"int": int, "float": float}.get(f.type, str)(raw)
+                kind = {"int": int, "float": float}.get(f.type, str)
+                try:
+                    values[f.name] = kind(raw)
+                except ValueError:
+                    raise ConfigError(f"{f.metadata['env']}={raw!r} is not a {f.type} number") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, Unprocessable
 
 if TYPE_CHECKING:  # pyproj is imported when first needed: a command that only parses coordinates skips it
     from pyproj import CRS
@@ -334,7 +334,9 @@ def check_lonlat(*, lon: float, lat: float, where: str = "") -> None:
         raise InvalidInput(f"{prefix}lon={lon!r}, lat={lat!r} is not a pair of numbers") from None
     code = classify_one(x, y)
     if code:
-        raise InvalidInput(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
+        # Out of range is malformed (400); zero or swapped is well-formed but implausible (422).
+        kind = Unprocessable if code in ("zero", "swapped") else InvalidInput
+        raise kind(f"{prefix}lon={x:g}, lat={y:g} {PROBLEMS[code]}")
 
 
 def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: str = "") -> None:
@@ -343,7 +345,8 @@ def check_bounds(minx: float, miny: float, maxx: float, maxy: float, *, where: s
     codes = set(classify_lonlat(np.array([minx, maxx]), np.array([miny, maxy])))
     for code in ("not_finite", "swapped", "projected", "zero"):
         if code in codes:
-            raise InvalidInput(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
+            kind = Unprocessable if code in ("zero", "swapped") else InvalidInput
+            raise kind(f"{prefix}bounds ({minx:g}, {miny:g}, {maxx:g}, {maxy:g}) {PROBLEMS[code]}")
 
 
 # ---- metres ----------------------------------------------------------------------------------------

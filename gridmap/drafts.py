@@ -17,8 +17,8 @@ from shapely.geometry import mapping, shape
 
 from gridmap import boundaries
 from gridmap import crs as crs_rules
-from gridmap.errors import Conflict, InvalidInput, NotFound
-from gridmap.store import AreaRecord, Store
+from gridmap.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from gridmap.store import AreaRecord, Store, check_edition_name
 
 PRECISION = 1e-9
 EDITABLE_ATTRIBUTES = ("name", "kind", "households", "population", "staff")
@@ -31,19 +31,20 @@ def parse_polygon(value, *, what: str = "geometry") -> shapely.Geometry:
     """Turn a GeoJSON (Multi)Polygon into a valid shapely geometry, or raise InvalidInput naming the problem."""
     if not isinstance(value, Mapping) or "type" not in value:
         raise InvalidInput(f"{what} must be a GeoJSON object with a type")
+    _geojson_members(value, what)
     try:
-        geometry = shape(value)
+        geometry = shape(_flat(value))
     except Exception as exc:  # shapely raises several types for malformed GeoJSON
         raise InvalidInput(f"{what} is not valid GeoJSON ({exc})") from None
     if geometry.geom_type not in ("Polygon", "MultiPolygon"):
         raise InvalidInput(f"{what} is a {geometry.geom_type}; a grid must be a Polygon or MultiPolygon")
     if geometry.is_empty:
-        raise InvalidInput(f"{what} is empty")
-    crs_rules.check_bounds(*geometry.bounds, where=what)
+        raise Unprocessable(f"{what} is empty")
+    _plausible(crs_rules.check_bounds, *geometry.bounds, where=what)
     if not geometry.is_valid:
-        raise InvalidInput(f"{what} is invalid: {shapely.is_valid_reason(geometry)}")
+        raise Unprocessable(f"{what} is invalid: {shapely.is_valid_reason(geometry)}")
     if geometry.area == 0:
-        raise InvalidInput(f"{what} is empty (it encloses no area)")
+        raise Unprocessable(f"{what} is empty (it encloses no area)")
     return shapely.force_2d(geometry)
 
 
@@ -51,14 +52,44 @@ def parse_line(value, *, what: str = "line") -> shapely.LineString:
     """Turn a GeoJSON LineString into shapely, or raise InvalidInput."""
     if not isinstance(value, Mapping) or value.get("type") != "LineString":
         raise InvalidInput(f"{what} must be a GeoJSON LineString")
+    _geojson_members(value, what)
     try:
-        line = shape(value)
+        line = shape(_flat(value))
     except Exception as exc:
         raise InvalidInput(f"{what} is not valid GeoJSON ({exc})") from None
     if line.is_empty or line.length == 0:
-        raise InvalidInput(f"{what} is empty")
-    crs_rules.check_bounds(*line.bounds, where=what)
+        raise Unprocessable(f"{what} is empty")
+    _plausible(crs_rules.check_bounds, *line.bounds, where=what)
     return line
+
+
+def _plausible(check, *args, **kwargs) -> None:
+    """Run a coordinate check; its refusal is 422 here: a GeoJSON position's range is not part of the API's
+    description (which says "array of numbers"), so a well-formed geometry far off the map is unusable, not
+    malformed."""
+    try:
+        check(*args, **kwargs)
+    except InvalidInput as exc:
+        raise Unprocessable(exc.message) from None
+
+
+def _geojson_members(value: Mapping, what: str) -> None:
+    # Only type and coordinates: the editor sends nothing else, and free-form members could carry anything.
+    unknown = sorted(str(k)[:20] for k in set(value) - {"type", "coordinates"})
+    if unknown:
+        raise InvalidInput(f"{what} has members other than type and coordinates: {', '.join(unknown[:5])}")
+
+
+def _flat(value: Mapping) -> dict:
+    """Keep x and y of every position: GeoJSON allows a height, and one position with it and one without would
+    make the whole geometry unreadable to shapely."""
+
+    def flat(coordinates):
+        if isinstance(coordinates, list) and coordinates and all(isinstance(c, int | float) for c in coordinates):
+            return coordinates[:2]
+        return [flat(c) for c in coordinates] if isinstance(coordinates, list) else coordinates
+
+    return {**value, "coordinates": flat(value.get("coordinates"))}
 
 
 def check_attributes(values: Mapping) -> dict:
@@ -77,9 +108,9 @@ def check_attributes(values: Mapping) -> dict:
                 raise InvalidInput(f"kind must be one of {', '.join(boundaries.GRID_KINDS)}, not {value!r}")
             checked[key] = value
         else:
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise InvalidInput(f"{key} must be a whole number ≥ 0 or null, not {value!r}")
-            checked[key] = value
+            if value is not None and (whole(value) is None or value < 0):
+                raise InvalidInput(f"{key} must be a whole number ≥ 0 or null, not {str(value)[:30]}")
+            checked[key] = whole(value)
     return checked
 
 
@@ -90,10 +121,20 @@ def _snap(geometry: shapely.Geometry) -> shapely.Geometry:
     return snapped
 
 
-def _version(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput("version must be the whole number you were given with the grid")
+def whole(value) -> int | None:
+    """Return a JSON whole number as an int (5 and 5.0 alike, as JSON Schema's integer), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and abs(value) < 2**63 else None
     return value
+
+
+def _version(value) -> int:
+    version = whole(value)
+    if version is None:
+        raise InvalidInput("version must be the whole number you were given with the grid")
+    return version
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
@@ -119,17 +160,18 @@ def draft_features(store: Store, edition: str) -> dict:
 # ---- creating and editing -----------------------------------------------------------------------------
 def create_draft(store: Store, name: str, *, source: str = "current") -> dict:
     """Copy an edition (default: the current one) into a new draft called `name`."""
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        raise InvalidInput("a draft needs a name of 1 to 100 characters")
-    if store.find_edition(name.strip()) is not None:
-        raise Conflict(f"an edition named {name.strip()!r} already exists")
+    check_edition_name(name)
+    if not isinstance(source, str) or not source:
+        raise InvalidInput("from must be the name of an edition, or current")
+    if store.find_edition(name) is not None:
+        raise Conflict(f"an edition named {name!r} already exists")
     if source == "current":
         current = store.current_edition()
         if current is None:
             raise NotFound("there is no current edition to copy")
         source = current.name
     store.get_edition(source)
-    return store.copy_edition(source, name.strip()).to_dict()
+    return store.copy_edition(source, name).to_dict()
 
 
 def _grid(store: Store, edition: str, code: str) -> dict:
@@ -160,7 +202,7 @@ def save_grid(store: Store, edition: str, code: str, changes: Mapping) -> dict:
 def move_vertex(store: Store, edition: str, *, old: Sequence[float], new: Sequence[float]) -> list[dict]:
     """Move a vertex in every grid of the draft that has it, so neighbours stay gap-free; one transaction."""
     (old_lon, old_lat), (new_lon, new_lat) = _pair(old, "from"), _pair(new, "to")
-    crs_rules.check_lonlat(lon=new_lon, lat=new_lat, where="to")
+    _plausible(crs_rules.check_lonlat, lon=new_lon, lat=new_lat, where="to")
     store.get_edition(edition)
     frame = store.areas(edition, "grid")
     target = shapely.Point(old_lon, old_lat)
@@ -178,7 +220,7 @@ def move_vertex(store: Store, edition: str, *, old: Sequence[float], new: Sequen
             lambda xy, hit_row=hit: _replace(xy, hit_row, new_lon, new_lat),
         )
         if not moved.is_valid:
-            raise InvalidInput(f"moving the vertex makes grid {row.code} invalid: {shapely.is_valid_reason(moved)}")
+            raise Unprocessable(f"moving the vertex makes grid {row.code} invalid: {shapely.is_valid_reason(moved)}")
         changes.append((row.code, moved))
     if not changes:
         raise NotFound(f"no grid of {edition!r} has a vertex at {old_lon}, {old_lat}")
@@ -194,11 +236,13 @@ def _replace(xy, hit, lon, lat):
 
 
 def _pair(value, what: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{what} must be [lon, lat]") from None
-    return lon, lat
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) != 2
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        raise InvalidInput(f"{what} must be [lon, lat], two numbers")
+    return float(value[0]), float(value[1])
 
 
 def next_codes(store: Store, community_code: str, count: int) -> list[str]:
@@ -232,7 +276,7 @@ def split_grid(store: Store, edition: str, code: str, line_value) -> list[dict]:
     polygon = area["geometry"]
     pieces = [p for p in shapely.get_parts(shapely.ops.split(polygon, line)) if p.area > 0]
     if len(pieces) != 2:
-        raise InvalidInput(
+        raise Unprocessable(
             f"the line must cross grid {code} from edge to edge exactly once, making two parts (it made {len(pieces)})"
         )
     pieces = [_snap(p) for p in pieces]
@@ -260,18 +304,18 @@ def split_grid(store: Store, edition: str, code: str, line_value) -> list[dict]:
 
 def merge_grids(store: Store, edition: str, codes: Iterable[str]) -> dict:
     """Merge two adjacent grids of one community into one grid with a new code."""
-    codes = list(codes) if not isinstance(codes, str) else [codes]
-    if len(codes) != 2 or len(set(codes)) != 2:
+    codes = list(codes) if isinstance(codes, list | tuple) else [codes]
+    if len(codes) != 2 or not all(isinstance(c, str) for c in codes) or len(set(codes)) != 2:
         raise InvalidInput("merge takes two different grid codes")
     first, second = (_grid(store, edition, c) for c in codes)
     if first["parent_code"] != second["parent_code"]:
-        raise InvalidInput(
+        raise Unprocessable(
             f"{codes[0]} and {codes[1]} belong to different communities "
             f"({first['parent_code']}, {second['parent_code']}); merge grids of one community"
         )
     shared = first["geometry"].boundary.intersection(second["geometry"].boundary)
     if shared.length <= PRECISION:
-        raise InvalidInput(f"{codes[0]} and {codes[1]} do not share an edge")
+        raise Unprocessable(f"{codes[0]} and {codes[1]} do not share an edge")
     merged = _snap(shapely.union_all([first["geometry"], second["geometry"]]))
     new_code = next_codes(store, first["parent_code"], 1)[0]
 
@@ -298,8 +342,10 @@ def add_grid(store: Store, edition: str, values: Mapping) -> dict:
     """Draw a new grid (e.g. in a gap) in a community of the draft; it gets the community's next code."""
     geometry = _snap(parse_polygon(values.get("geometry")))
     community = values.get("community_code") or _community_holding(store, edition, geometry)
-    if not isinstance(community, str) or store.get_area(edition, community)["level"] != "community":
-        raise InvalidInput("community_code must name a community of the draft")
+    if not isinstance(community, str):
+        raise InvalidInput("community_code must be text: the code of a community of the draft")
+    if store.get_area(edition, community)["level"] != "community":
+        raise Unprocessable("community_code must name a community of the draft")
     attributes = check_attributes(values)
     new_code = next_codes(store, community, 1)[0]
     record = AreaRecord(
@@ -322,7 +368,7 @@ def _community_holding(store: Store, edition: str, geometry: shapely.Geometry) -
     communities = store.areas(edition, "community")
     overlap = shapely.area(shapely.intersection(communities.geometry.values, geometry))
     if not len(communities) or overlap.max() <= 0:
-        raise InvalidInput("the new grid lies in no community of the draft; give community_code")
+        raise Unprocessable("the new grid lies in no community of the draft; give community_code")
     return str(communities["code"].iloc[int(overlap.argmax())])
 
 
@@ -356,7 +402,9 @@ def activate_draft(
         raise Conflict(f"edition {edition!r} is not a draft")
     reasons: dict[str, str] = {}
     for waiver in waive:
-        finding, reason = (waiver or {}).get("finding"), (waiver or {}).get("reason")
+        if not isinstance(waiver, Mapping) or set(waiver) - {"finding", "reason"}:
+            raise InvalidInput("each waiver is {finding, reason} and nothing else")
+        finding, reason = waiver.get("finding"), waiver.get("reason")
         if not isinstance(finding, str) or not isinstance(reason, str) or not reason.strip():
             raise InvalidInput("each waiver needs a finding id and a reason")
         reasons[finding] = reason.strip()

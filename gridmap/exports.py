@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gridmap import language
+from gridmap import clock, language
 from gridmap.cases import SOURCE_LABELS
 from gridmap.errors import InvalidInput
 
@@ -504,5 +504,5 @@ def compare_tables(report: Mapping, *, lang: str = language.DEFAULT_LANGUAGE) ->
 
 def filename(stem: str, fmt: str, *, now: dt.datetime | None = None) -> str:
     """Return a download's file name: stem-YYYYMMDD-HHMM.fmt (ASCII, so every browser keeps it)."""
-    now = now or dt.datetime.now()
+    now = now or clock.now()
     return f"{stem}-{now:%Y%m%d-%H%M}.{fmt}"

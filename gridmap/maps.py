@@ -26,7 +26,7 @@ import shapely
 from branca.element import Element, MacroElement
 from jinja2 import Template
 
-from gridmap import assets, language
+from gridmap import assets, clock, language
 from gridmap import crs as crs_rules
 from gridmap.cases import SOURCE_LABELS
 from gridmap.config import PROJECT_DIR
@@ -167,7 +167,7 @@ def to_json(value) -> str:
 
 def _json_default(value):
     if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
+        return clock.iso(value)  # with the +08:00 offset: stored times are Shanghai time
     if isinstance(value, np.integer | np.floating):
         return value.item()
     raise TypeError(f"cannot serialise {type(value).__name__}")
@@ -265,7 +265,7 @@ def incident_detail(row: Mapping, *, light: str | None) -> dict:
 
 
 def _iso(value) -> str | None:
-    return value.isoformat(timespec="minutes") if isinstance(value, dt.datetime) else value
+    return clock.iso(value)
 
 
 def grid_measures(

@@ -32,6 +32,7 @@ ROLE_LABELS = {
 }
 ROLES_WITH_AREAS = ("supervisor", "grid_worker")
 SEES_EVERYTHING = ("admin", "planner", "viewer")
+SEES_DRAFTS = ("admin", "planner", "supervisor")  # planners draw drafts; supervisors review their area's part
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _MIN_PASSWORD = 8
 
@@ -54,6 +55,14 @@ class User:
         if self.sees_all_areas:
             return True
         return any(code in self.areas for code in (grid_code, community_code, street_code) if code)
+
+
+def may_see_edition(user: User | None, status: str) -> bool:
+    """Whether a caller may know of an edition: drafts only planners, admins and supervisors; anonymous callers
+    (when the anonymous-access setting lets them in at all) only the current edition."""
+    if user is None:
+        return status == "current"
+    return status != "draft" or user.role in SEES_DRAFTS
 
 
 def hash_password(password: str) -> str:

@@ -226,35 +226,40 @@ def test_scenarios_through_the_cli(district, database_url):
     assert "ambiguous" in plain.output and SE in plain.output
 
 
-def get_json(url: str) -> tuple[int, dict]:
+def get_json(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
 
 def test_scenarios_through_http(live_server, database_url, tmp_path):
+    from gridmap import people
     from gridmap.store import Store
 
     store = Store.open(database_url)
     try:
         load_holed_district(store, tmp_path)
+        token = people.add_user(store, "viewer", role="viewer")  # /api/locate needs a sign-in by default
     finally:
         store.close()
+    assert get_json(f"{live_server}/api/locate?lon=117.105&lat=39.115")[0] == 401
     for scenario in SCENARIOS:
         _, lon, lat, *_ = scenario
-        status, answer = get_json(f"{live_server}/api/locate?lon={lon}&lat={lat}")
+        status, answer = get_json(f"{live_server}/api/locate?lon={lon}&lat={lat}", token)
         assert status == 200
         check(answer, scenario)
-    for query, message in (
-        ("lon=abc&lat=39.1", "lon='abc' is not a number"),
-        ("lat=39.1", "missing query parameter 'lon'"),
-        ("lon=117.1&lat=39.1&crs=utm", "utm"),
-        *((f"lon={lon}&lat={lat}", reason) for _, lon, lat, reason in REFUSALS),
+    for query, message, code in (
+        ("lon=abc&lat=39.1", "lon='abc' is not a number", 400),
+        ("lat=39.1", "missing query parameter 'lon'", 400),
+        ("lon=117.1&lat=39.1&crs=utm", "utm", 400),
+        # Swapped coordinates are well-formed but implausible (422); projected metres are out of range (400).
+        *((f"lon={lon}&lat={lat}", reason, 422 if reason == "swapped" else 400) for _, lon, lat, reason in REFUSALS),
     ):
-        status, answer = get_json(f"{live_server}/api/locate?{query}")
-        assert status == 400, query
+        status, answer = get_json(f"{live_server}/api/locate?{query}", token)
+        assert status == code, query
         assert message in answer["error"], answer
 
 

@@ -217,7 +217,7 @@ def test_report_geocodes_assigns_and_sets_the_deadline(district):
     assert incident["status"] == "reported" and incident["geocode_level"] == "estate"
     assert incident["deadline"] == dt.datetime(2026, 10, 9, 18, 0)  # two working hours
     assert [(h["actor"], h["action"], h["to_status"]) for h in incident["history"]] == [
-        ("网格员", "report", "reported")
+        ("街道主任", "report", "reported")
     ]
     # A GCJ-02 point from a phone map is converted before it is assigned.
     gcj_lon, gcj_lat = geocode_free_gcj(NW_POINT)

@@ -19,7 +19,7 @@ OWNERS = {
     "waitress": "cli",
     "gunicorn": "cli",
 }
-LEAVES = {"config", "errors", "crs"}
+LEAVES = {"config", "errors", "crs", "clock"}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -60,14 +60,14 @@ def test_a_planner_creates_a_draft_and_edits_it_with_versions(api):
     assert refused["current"]["geometry"]["coordinates"][0][0][0][0] == pytest.approx(117.10)
 
 
-def test_bad_geometry_is_400_and_current_editions_are_409(api):
+def test_bad_geometry_is_422_and_current_editions_are_409(api):
     api("POST", "/api/editions", {"name": "plan-2027"})
     bowtie = {
         "type": "Polygon",
         "coordinates": [[[117.1, 39.1], [117.11, 39.11], [117.11, 39.1], [117.1, 39.11], [117.1, 39.1]]],
     }
     status, answer = api("PUT", f"/api/editions/plan-2027/grids/{NW}", {"geometry": bowtie, "version": 1})
-    assert status == 400 and "Self-intersection" in answer["error"]
+    assert status == 422 and "Self-intersection" in answer["error"]  # well-formed GeoJSON, unusable polygon
     status, answer = api("PUT", f"/api/editions/main/grids/{NW}", {"households": 1, "version": 1})
     assert status == 409 and "only drafts" in answer["error"]
     status, answer = api("PUT", "/api/editions/plan-2027/grids/999", {"households": 1, "version": 1})
@@ -81,7 +81,7 @@ def test_split_and_merge_over_http(api):
     assert status == 200
     assert [f["properties"]["code"] for f in halves["features"]] == ["120104001001003", "120104001001004"]
     status, answer = api("POST", "/api/editions/plan-2027/merge", {"codes": [NE, SW]})
-    assert status == 400 and "different communities" in answer["error"]
+    assert status == 422 and "different communities" in answer["error"]
     status, merged = api("POST", "/api/editions/plan-2027/merge", {"codes": ["120104001001003", "120104001001004"]})
     assert status == 200 and merged["properties"]["code"] == "120104001001005"
 

@@ -7,14 +7,15 @@ grid and its distance in metres. SpatiaLite and PostGIS may pre-filter candidate
 `choose` decides, so every path gives the same answer.
 
 The package: `rule` (the answer and the tie-break), `index` (the raster index), `keeper` (one index per edition
-kept at the edition's revision, built ahead in the background), `bulk` (files of points, in arrays); the thin
-store-backed verbs the CLI and the web call are here.
+kept at the edition's revision, built ahead in the background), `bulk` (files of points, in arrays), `batch`
+(one import's points over a tree); the thin store-backed verbs the CLI and the web call are here.
 """
 
 from __future__ import annotations
 
 from gridmap import crs as crs_module
 
+from .batch import locate_batch
 from .index import BulkResult, GridIndex, NearestGrids
 from .keeper import IndexKeeper, cached_index, edition_state, grid_index, index_at, prepare
 from .rule import Assignment, choose
@@ -32,6 +33,7 @@ __all__ = [
     "index_at",
     "index_from_frames",
     "locate",
+    "locate_batch",
     "locate_csv",
     "locate_via_database",
     "prepare",

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from gridmap import cases
+from gridmap import cases, clock
 from gridmap.errors import InvalidInput, NotFound
 
 from .images import ACCEPTED_NAMES, Photo, TooLarge, read_photo, sha256
@@ -200,7 +200,7 @@ def act(
 ) -> dict:
     """Take a workflow step with photos (resolve may need one: the category's after_photo), all or nothing."""
     limits = limits or Limits()
-    now = (now or dt.datetime.now()).replace(microsecond=0)
+    now = (now or clock.now()).replace(microsecond=0)
     incident, changes, history = cases.prepare_action(
         store, incident_id, user=user, photo_count=len(uploads), now=now, **step
     )

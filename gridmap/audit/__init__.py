@@ -207,20 +207,29 @@ def _load(store, edition: str | None):
     return name, store.areas(name)
 
 
-def audit_edition(store, edition: str | None = None, **options) -> dict:
-    """Audit an edition (default: the current one) with today's incidents; the JSON shared by CLI and API."""
+def audit_edition(store, edition: str | None = None, *, user=None, **options) -> dict:
+    """Audit an edition (default: the current one) with today's incidents; the JSON shared by CLI and API.
+
+    A scoped `user` (supervisor, grid worker) gets the report cut to their area (audit.scope)."""
+    from gridmap.audit import scope as scoping
+
     settings = AuditOptions.from_values(**options)
     name, frame = _load(store, edition)
-    return audit_areas(frame, store.incident_points(), options=settings, edition=name)
+    area_scope = scoping.area_scope(user, [frame])
+    incidents = scoping.scoped_incidents(store.incident_points(), user)
+    return scoping.cut_audit(audit_areas(frame, incidents, options=settings, edition=name), area_scope)
 
 
-def audit_page(store, edition: str | None = None, **options) -> dict:
+def audit_page(store, edition: str | None = None, *, user=None, **options) -> dict:
     """Return what the HTML report needs: the audit, its figures and the editions to choose from."""
+    from gridmap.audit import scope as scoping
     from gridmap.audit.figures import audit_figures
 
     settings = AuditOptions.from_values(**options)
     name, frame = _load(store, edition)
-    report = audit_areas(frame, store.incident_points(), options=settings, edition=name)
+    area_scope = scoping.area_scope(user, [frame])
+    incidents = scoping.scoped_incidents(store.incident_points(), user)
+    report = scoping.cut_audit(audit_areas(frame, incidents, options=settings, edition=name), area_scope)
     return {
         "edition": name,
         "report": report,
@@ -230,22 +239,29 @@ def audit_page(store, edition: str | None = None, **options) -> dict:
     }
 
 
-def compare_editions(store, a: str, b: str, **options) -> dict:
-    """Compare edition `a` (before) with edition `b` (after); the JSON shared by CLI and API."""
+def _compared(store, a: str, b: str, user, options: dict):
+    from gridmap.audit import scope as scoping
+
     settings = AuditOptions.from_values(**options)
     name_a, old = _load(store, a)
     name_b, new = _load(store, b)
-    return compare_areas(old, new, store.incident_points(), options=settings, a=name_a, b=name_b)
+    area_scope = scoping.area_scope(user, [old, new])
+    incidents = scoping.scoped_incidents(store.incident_points(), user)
+    report = compare_areas(old, new, incidents, options=settings, a=name_a, b=name_b)
+    return name_a, old, name_b, new, scoping.cut_comparison(report, area_scope)
 
 
-def compare_page(store, a: str, b: str, **options) -> dict:
+def compare_editions(store, a: str, b: str, *, user=None, **options) -> dict:
+    """Compare edition `a` (before) with edition `b` (after); the JSON shared by CLI and API (cut to a scoped
+    `user`'s area)."""
+    return _compared(store, a, b, user, options)[4]
+
+
+def compare_page(store, a: str, b: str, *, user=None, **options) -> dict:
     """Return what the comparison page needs: the comparison and its figures."""
     from gridmap.audit.figures import compare_figures
 
-    settings = AuditOptions.from_values(**options)
-    name_a, old = _load(store, a)
-    name_b, new = _load(store, b)
-    report = compare_areas(old, new, store.incident_points(), options=settings, a=name_a, b=name_b)
+    name_a, old, name_b, new, report = _compared(store, a, b, user, options)
     return {
         "a": name_a,
         "b": name_b,

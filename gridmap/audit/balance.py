@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import shapely
 
-from gridmap import assign
+from gridmap import assign, clock
 from gridmap.audit.areas import Areas, as_datetime
 from gridmap.audit.options import CLOSED_STATUSES, DEDICATED_KIND, AuditOptions
 
@@ -69,7 +69,7 @@ def is_open(incident: dict) -> bool:
     return incident.get("status") not in CLOSED_STATUSES
 
 
-def _stats(values: list[int]) -> dict:
+def spread_stats(values: list[int]) -> dict:
     """Max/min ratio and coefficient of variation (population standard deviation over the mean)."""
     if not values:
         return {"max_min_ratio": None, "cv": None, "mean": None}
@@ -84,7 +84,7 @@ def _stats(values: list[int]) -> dict:
 
 
 def _grid_rows(areas: Areas, located: Located, options: AuditOptions, households=None) -> list[dict]:
-    as_of = options.as_of or dt.datetime.now()
+    as_of = options.as_of or clock.now()
     since = as_of - dt.timedelta(days=options.recent_days)
     open_cases: Counter = Counter()
     recent: Counter = Counter()
@@ -145,7 +145,7 @@ def workload_balance(areas: Areas, located: Located, options: AuditOptions, hous
                 "recent_cases": sum(r["recent_cases"] for r in rows),
                 "staff": sum(staff) if staff else None,
                 "outside_range": sum(r["households_flag"] is not None for r in rows),
-                **_stats(counted),
+                **spread_stats(counted),
             }
         )
     counted = [r["households"] for r in grids if r["range_applies"] and r["households"] is not None]
@@ -168,7 +168,7 @@ def workload_balance(areas: Areas, located: Located, options: AuditOptions, hous
             "recent_cases": sum(r["recent_cases"] for r in grids),
             "staff": sum(r["staff"] or 0 for r in grids) if has_staff else None,
             "households_unknown": sum(r["households"] is None for r in grids),
-            **_stats(counted),
+            **spread_stats(counted),
         },
         "staff_note": None if has_staff else "no staff numbers are stored for this edition's grids",
         "range_note": "the households range applies to comprehensive grids, not dedicated ones",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import asdict, dataclass, fields
 
+from gridmap import clock
 from gridmap.errors import InvalidInput
 
 FINDING_KINDS = ("gaps", "overlaps", "outside_parent", "invalid", "slivers", "codes")
@@ -55,5 +56,5 @@ class AuditOptions:
     def to_dict(self) -> dict:
         """Return a JSON-ready dict."""
         values = asdict(self)
-        values["as_of"] = self.as_of.isoformat(timespec="seconds") if self.as_of else None
+        values["as_of"] = clock.iso(self.as_of) if self.as_of else None
         return values

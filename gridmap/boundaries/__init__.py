@@ -41,7 +41,7 @@ from gridmap.boundaries.validate import (
     whole_number,
 )
 from gridmap.errors import InvalidInput
-from gridmap.store import AreaRecord, Store
+from gridmap.store import AreaRecord, Store, check_edition_name
 
 __all__ = [
     "DEFAULT_EDITION",
@@ -406,7 +406,7 @@ def _target_edition(store: Store, edition: str | None) -> tuple[str, str | None]
     if edition:
         found = store.find_edition(edition)
         if found is None:
-            return edition, "draft"
+            return check_edition_name(edition), "draft"  # refused in the dry run already, not at --commit
         if found.status == "retired":
             raise InvalidInput(f"edition {edition!r} is retired; load into a new edition instead")
         return edition, None

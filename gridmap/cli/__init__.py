@@ -33,14 +33,46 @@ LEVEL_CHOICE = click.Choice(IMPORT_LEVELS)
 PLURAL = {"district": "districts", "street": "streets", "community": "communities", "grid": "grids"}
 
 
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 class _Group(click.Group):
-    """The one place command failures become a message and a non-zero exit."""
+    """The one place command failures become a one-line message and a non-zero exit: errors gridmap
+    raises, bad options and arguments, files that cannot be read or written, and anything unexpected."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "gridmap"
+            click.echo(f"error: {where}: {_one_line(exc.format_message())} (see {where} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(0)
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except GridmapError as exc:
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {_one_line(exc.message)}", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            # A directory given as a file, a missing folder, no permission: say which file and why.
+            name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            click.echo(f"error: {name}{_one_line(exc.strerror or exc)}", err=True)
+            sys.exit(1)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line, never a traceback for the user
+            click.echo(f"error: unexpected {type(exc).__name__}: {_one_line(exc)[:300]}", err=True)
             sys.exit(1)
 
 
@@ -239,7 +271,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
         people.add_user(store, "demo", role="admin", password=password)
         click.echo(f"created the admin user 'demo' with password {password} (shown once; sign in at /login)")
     if open_cases or closed_cases:
-        from gridmap import assign, cases
+        from gridmap import assign, cases, clock
 
         edition = store.current_edition()
         if edition is None:
@@ -250,7 +282,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
             cases.load_categories(),
             open_cases,
             closed=closed_cases,
-            now=dt.datetime.now().replace(microsecond=0),
+            now=clock.now(),
             deadline_for=lambda code, at: cases.deadline_for(code, at, calendar),
         )
         located = assign.grid_index(store).locate_many([r["lon"] for r in rows], [r["lat"] for r in rows])
@@ -391,15 +423,58 @@ def load_gazetteer(store: Store, settings: Settings, file: Path, source_crs: str
 @main.command("import-incidents")
 @click.argument("file", type=click.Path(path_type=Path))
 @crs_option("Coordinate system of the file's lon/lat columns.")
+@click.option("--category", metavar="CODE", help="Category of rows that name none (a code from `gridmap categories`).")
+@click.option(
+    "--allow-partial", is_flag=True, help="Write the good rows even when some are rejected (default: all or nothing)."
+)
+@click.option("--allow-outside", is_flag=True, help="Import rows outside the district's boundaries, without a grid.")
+@click.option("--dry-run", is_flag=True, help="Check and report only; write nothing.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path), help="Write every rejected row to this CSV.")
 @with_store
-def import_incidents(store: Store, settings: Settings, file: Path, source_crs: str) -> None:
-    """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: geocode, assign, one transaction."""
+def import_incidents(
+    store: Store,
+    settings: Settings,
+    file: Path,
+    source_crs: str,
+    category: str | None,
+    allow_partial: bool,
+    allow_outside: bool,
+    dry_run: bool,
+    report_path: Path | None,
+) -> None:
+    """Import incidents from CSV (UTF-8 or GBK), XLSX or GeoJSON: checked by the case rules, geocoded, assigned,
+    given deadlines, written all or nothing. Exits 1 when rows were rejected and nothing was written."""
     from gridmap import incidents
 
-    outcome = incidents.import_incidents(store, file, crs=source_crs, settings=settings)
+    if report_path is not None and (report_path.is_dir() or not report_path.parent.is_dir()):
+        raise click.BadParameter(f"cannot write a report to {report_path}", param_hint="--report")
+    outcome = incidents.import_incidents(
+        store,
+        file,
+        crs=source_crs,
+        settings=settings,
+        category=category,
+        allow_partial=allow_partial,
+        allow_outside=allow_outside,
+        dry_run=dry_run,
+    )
     for line in outcome.summary():
         click.echo(line)
-    click.echo(f"imported: {len(outcome.rows)}")
+    if report_path is not None:
+        count = outcome.write_report(report_path)
+        click.echo(f"report: {count} rejected rows written to {report_path}")
+    if outcome.refused:
+        click.echo(
+            f"imported: 0 — nothing written because {len(outcome.rejected)} rows were rejected; fix them, "
+            f"or add --allow-partial to import the {len(outcome.values)} good rows"
+        )
+        sys.exit(1)
+    if dry_run:
+        click.echo(f"dry run: {len(outcome.values)} rows would be imported; nothing written")
+    else:
+        click.echo(f"imported: {outcome.written}")
+    if not outcome.values and outcome.rejected:  # rows were rejected and none could be imported
+        sys.exit(1)
 
 
 @main.command("reassign")

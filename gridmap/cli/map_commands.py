@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from gridmap import clock
 from gridmap.cli import lang_option, main, with_store
 from gridmap.config import Settings
 from gridmap.errors import NotFound
@@ -46,7 +47,7 @@ def export_map(
         edition = current.name
     else:
         edition = store.get_edition(edition).name
-    now = now or dt.datetime.now().replace(microsecond=0)
+    now = now or clock.now()
     frames = {level: store.areas(edition, level) for level in ("grid", "community", "street")}
     attributes = {r["code"]: r for r in store.area_attributes(edition)}
     # Open, located cases with what their popups show; reporters and phones are not exported.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from gridmap import clock
 from gridmap import crs as crs_rules
 from gridmap.errors import Conflict, Forbidden, InvalidInput
 
@@ -69,7 +70,7 @@ def relocate(
         "edition": index.edition,
     }
     history = {
-        "at": (now or dt.datetime.now()).replace(microsecond=0),
+        "at": (now or clock.now()).replace(microsecond=0),
         "actor": user.name,
         "action": "relocate",
         "from_status": incident["status"],

@@ -5,20 +5,40 @@ works on Pythons whose sqlite3 cannot load extensions) and PostGIS. Callers get 
 and GeoDataFrames; nothing above this package builds SQL.
 
 Each concern lives in its own module as a part of `Store`: `engine` (connection, transactions, schema),
-`editions` (editions, areas, drafts), `incidents`, `attachments` (photo rows), `gazetteer`, `users`.
+`editions` (editions, areas, drafts), `incidents`, `incident_import` (bulk imports), `attachments` (photo
+rows), `gazetteer`, `users`.
 """
 
 from __future__ import annotations
 
 from .attachments import AttachmentStore
-from .editions import AREA_FIELDS, EDITION_STATUSES, LEVELS, AreaRecord, Edition, EditionStore
+from .editions import (
+    AREA_FIELDS,
+    EDITION_NAME_PATTERN,
+    EDITION_STATUSES,
+    LEVELS,
+    AreaRecord,
+    Edition,
+    EditionStore,
+    check_edition_name,
+)
 from .engine import StoreBase
 from .gazetteer import GazetteerStore
+from .incident_import import IncidentImportStore
 from .incidents import IncidentStore
 from .users import UserStore
 
-__all__ = ["AREA_FIELDS", "EDITION_STATUSES", "LEVELS", "AreaRecord", "Edition", "Store"]
+__all__ = [
+    "AREA_FIELDS",
+    "EDITION_NAME_PATTERN",
+    "EDITION_STATUSES",
+    "LEVELS",
+    "AreaRecord",
+    "Edition",
+    "Store",
+    "check_edition_name",
+]
 
 
-class Store(EditionStore, AttachmentStore, IncidentStore, GazetteerStore, UserStore, StoreBase):
+class Store(EditionStore, AttachmentStore, IncidentStore, IncidentImportStore, GazetteerStore, UserStore, StoreBase):
     """A connection to one gridmap database (SpatiaLite or PostGIS)."""

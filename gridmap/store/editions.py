@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from gridmap import clock
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
@@ -22,6 +24,30 @@ if TYPE_CHECKING:  # geopandas, shapely: imported by the calls that use them, so
 EDITION_STATUSES = ("draft", "current", "retired")
 LEVELS = ("district", "street", "community", "grid")
 AREA_FIELDS = ("code", "name", "level", "parent_code", "kind", "households", "population", "staff")
+
+
+MAX_EDITION_NAME = 100
+# Letters (Latin, Chinese), digits and a few separators: an edition name appears in URLs, file names and pages,
+# so no slashes, no control characters, no leading dot or dash (`../../etc`, `-rf`), no space at either end.
+# Written with explicit ranges so the same pattern holds in Python and in the OpenAPI document (JSON Schema).
+_NAME_START = "0-9A-Za-z_\u3400-\u4dbf\u4e00-\u9fff"
+EDITION_NAME_PATTERN = f"^[{_NAME_START}]([{_NAME_START} .+()（）\\-]*[{_NAME_START}.+()（）\\-])?$"
+_EDITION_NAME = re.compile(EDITION_NAME_PATTERN)
+
+
+def check_edition_name(name) -> str:
+    """Refuse an edition name that is empty, longer than 100 characters or holds other than letters, digits,
+    spaces and . - _ + ( ) (starting with a letter or digit, no space at either end)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("an edition needs a name")
+    if len(name) > MAX_EDITION_NAME:
+        raise InvalidInput(f"an edition name has at most {MAX_EDITION_NAME} characters, not {len(name):,}")
+    if not _EDITION_NAME.fullmatch(name):
+        raise InvalidInput(
+            f"edition name {name[:40]!r}: use letters, digits, spaces and . - _ + ( ), starting with a letter or "
+            "digit (no slashes, control characters or spaces at either end)"
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -137,20 +163,17 @@ class EditionStore(StoreBase):
     def _insert_edition(self, conn: sa.Connection, name: str, status: str) -> int:
         if status not in EDITION_STATUSES:
             raise InvalidInput(f"edition status must be one of {', '.join(EDITION_STATUSES)}, not {status!r}")
-        if not name or len(name) > 100:
-            raise InvalidInput("an edition name must have 1 to 100 characters")
+        check_edition_name(name)
         if conn.execute(sa.select(t.editions.c.id).where(t.editions.c.name == name)).first():
             raise Conflict(f"an edition named {name!r} already exists")
-        today = dt.date.today() if status == "current" else None
+        today = clock.today() if status == "current" else None
         return conn.execute(
-            t.editions.insert().values(
-                name=name, status=status, valid_from=today, created_at=dt.datetime.now().replace(microsecond=0)
-            )
+            t.editions.insert().values(name=name, status=status, valid_from=today, created_at=clock.now())
         ).inserted_primary_key[0]
 
     def activate_edition(self, name: str, *, valid_from: dt.date | None = None) -> Edition:
         """Make an edition current; the previous current one is retired the day before."""
-        valid_from = valid_from or dt.date.today()
+        valid_from = valid_from or clock.today()
         with self.transaction() as conn:
             row = conn.execute(sa.select(t.editions).where(t.editions.c.name == name)).mappings().first()
             if row is None:
@@ -186,7 +209,7 @@ class EditionStore(StoreBase):
             conn.execute(
                 t.editions.update()
                 .where(t.editions.c.id == row["id"])
-                .values(status="retired", valid_to=valid_to or dt.date.today(), revision=t.editions.c.revision + 1)
+                .values(status="retired", valid_to=valid_to or clock.today(), revision=t.editions.c.revision + 1)
             )
         return self.get_edition(name)
 

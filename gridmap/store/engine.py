@@ -17,7 +17,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from gridmap.config import Settings, redact_url
-from gridmap.errors import ConfigError
+from gridmap.errors import Busy, ConfigError, GridmapError
 
 from . import tables as t
 
@@ -27,8 +27,11 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*[\"']([^\"']+)[\"']", re.M)
 
 
-def _load_spatialite(library: str):
+def _load_spatialite(library: str, busy_timeout_ms: int):
     def on_connect(dbapi_connection, _record) -> None:
+        # The driver's own transaction handling is switched off so that `_begin` below chooses how each
+        # transaction starts (the SQLAlchemy recipe for pysqlite).
+        dbapi_connection.isolation_level = None
         try:
             dbapi_connection.enable_load_extension(True)
             dbapi_connection.load_extension(library)
@@ -40,8 +43,12 @@ def _load_spatialite(library: str):
         finally:
             dbapi_connection.enable_load_extension(False)
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
-        # The web server runs several threads on one file: wait for a writer instead of failing at once.
-        dbapi_connection.execute("PRAGMA busy_timeout = 10000")
+        # A writer waits this long for another writer before the request is answered 503 (Busy).
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        # WAL: readers never wait for a writer and a writer never waits for readers; NORMAL sync is safe
+        # against a killed process in WAL mode (only a power cut can lose the last commits).
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA synchronous = NORMAL")
         if dbapi_connection.execute("SELECT CheckSpatialMetaData()").fetchone()[0] == 0:
             # InitSpatialMetaData(1) builds the metadata in one transaction: ~0.2 s instead of ~5 s.
             dbapi_connection.execute("SELECT InitSpatialMetaData(1)")
@@ -77,12 +84,40 @@ def _load_bundled_libraries() -> None:
             waiting = failed
 
 
+def _begin(conn: sa.Connection) -> None:
+    # A write transaction takes the write lock at once (BEGIN IMMEDIATE), so it waits for another writer
+    # under busy_timeout; a deferred one that reads first and writes later would fail at once in WAL mode
+    # when another writer committed in between (SQLITE_BUSY_SNAPSHOT).
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("gridmap_write") else "BEGIN")
+
+
+# PostgreSQL SQLSTATEs that mean "busy, try again": lock timeout, deadlock, serialization failure, too many
+# connections, server starting up or shutting down.
+_PG_BUSY = {"55P03", "40P01", "40001", "53300", "57P03", "57P01"}
+
+
+def _is_busy(exc: sa.exc.DBAPIError) -> bool:
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _PG_BUSY:
+        return True
+    text = str(orig or exc).lower()
+    return "database is locked" in text or "database is busy" in text or "database table is locked" in text
+
+
+def database_error(exc: sa.exc.DBAPIError, url: str) -> GridmapError:
+    """Turn a driver error into Busy (503, try again) or ConfigError (the database cannot be used)."""
+    if _is_busy(exc):
+        return Busy("the database is busy with another write; try again in a moment")
+    return ConfigError(f"cannot use the database {redact_url(url)}: {_first_line(exc)}")
+
+
 class StoreBase:
     """A connection to one gridmap database (SpatiaLite or PostGIS): what every part of the store needs."""
 
-    def __init__(self, engine: sa.Engine, url: str) -> None:
+    def __init__(self, engine: sa.Engine, url: str, *, busy_timeout: float = 5.0) -> None:
         self.engine = engine
         self.url = url
+        self.busy_timeout = busy_timeout
         self.backend = "postgis" if engine.dialect.name == "postgresql" else "spatialite"
 
     # ---- opening -------------------------------------------------------------------------------------
@@ -96,24 +131,28 @@ class StoreBase:
             parsed = make_url(url)
         except Exception as exc:
             raise ConfigError(f"not a database URL: {redact_url(url)}") from exc
+        busy_ms = max(0, round(settings.db_busy_timeout * 1000))
         if parsed.get_backend_name() == "sqlite":
-            engine = cls._sqlite_engine(parsed, settings.spatialite_library)
+            engine = cls._sqlite_engine(parsed, settings.spatialite_library, busy_ms)
         elif parsed.get_backend_name() == "postgresql":
             if parsed.drivername == "postgresql":
                 parsed = parsed.set(drivername="postgresql+psycopg")
-            engine = sa.create_engine(parsed, pool_pre_ping=True)
+            # A writer waiting longer than this for a row or table lock gets Busy (503), not a hung request.
+            engine = sa.create_engine(
+                parsed, pool_pre_ping=True, connect_args={"options": f"-c lock_timeout={busy_ms}"}
+            )
         else:
             raise ConfigError(
                 f"unsupported database {redact_url(url)}: use sqlite:///PATH (SpatiaLite) "
                 "or postgresql+psycopg://USER@HOST/DB (PostGIS)"
             )
-        store = cls(engine, url)
+        store = cls(engine, url, busy_timeout=settings.db_busy_timeout)
         if create_schema:
             store.ensure_schema()
         return store
 
     @staticmethod
-    def _sqlite_engine(parsed, library: str) -> sa.Engine:
+    def _sqlite_engine(parsed, library: str, busy_timeout_ms: int) -> sa.Engine:
         try:
             import sqlean
         except ImportError as exc:  # pragma: no cover - a dependency of the package
@@ -122,7 +161,8 @@ class StoreBase:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, module=sqlean.dbapi2)
-        event.listen(engine, "connect", _load_spatialite(library))
+        event.listen(engine, "connect", _load_spatialite(library, busy_timeout_ms))
+        event.listen(engine, "begin", _begin)
         return engine
 
     def close(self) -> None:
@@ -139,16 +179,18 @@ class StoreBase:
             with self.engine.connect() as conn:
                 yield conn
         except sa.exc.OperationalError as exc:
-            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+            raise database_error(exc, self.url) from exc
 
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """Run the block in one transaction: all of it is written or none of it."""
         try:
-            with self.engine.begin() as conn:
-                yield conn
+            with self.engine.connect() as conn:
+                conn.execution_options(gridmap_write=True)
+                with conn.begin():
+                    yield conn
         except sa.exc.OperationalError as exc:
-            raise ConfigError(f"cannot use the database {redact_url(self.url)}: {_first_line(exc)}") from exc
+            raise database_error(exc, self.url) from exc
 
     # ---- schema ----------------------------------------------------------------------------------
     def _alembic_config(self):

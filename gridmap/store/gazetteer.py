@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
+
+from gridmap import clock
 
 from . import tables as t
 from .engine import StoreBase
@@ -57,6 +58,6 @@ class GazetteerStore(StoreBase):
             )
             conn.execute(
                 t.geocode_cache.insert().values(
-                    provider=provider, query=query, response=response, created_at=dt.datetime.now()
+                    provider=provider, query=query, response=response, created_at=clock.now()
                 )
             )

@@ -33,8 +33,9 @@ class IncidentStore(StoreBase):
         wanted = [s for s in set(source_ids) if s]
         found: set[str] = set()
         with self._connect() as conn:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            # Chunks well under SQLite's 32,766 bound parameters: an import of 100,000 rows asks 20 times.
+            for start in range(0, len(wanted), 5000):
+                chunk = wanted[start : start + 5000]
                 found.update(
                     conn.execute(sa.select(t.incidents.c.source_id).where(t.incidents.c.source_id.in_(chunk))).scalars()
                 )
@@ -73,11 +74,11 @@ class IncidentStore(StoreBase):
                         for i, row in zip(ids, rows, strict=True)
                     ],
                 )
-                _bump_incidents(conn)
+                bump_incidents_revision(conn)
         return ids
 
     def incident_points(self, *, only_open: bool = False) -> list[dict]:
-        """Return id, lon, lat, grid codes, status and report time of every located incident."""
+        """Return id, lon, lat, grid, community and street codes, status and report time of every located incident."""
         columns = [
             t.incidents.c[c]
             for c in (
@@ -85,6 +86,8 @@ class IncidentStore(StoreBase):
                 "lon",
                 "lat",
                 "grid_code",
+                "community_code",
+                "street_code",
                 "original_grid_code",
                 "ambiguous",
                 "status",
@@ -127,7 +130,7 @@ class IncidentStore(StoreBase):
         ]
         with self.transaction() as conn:
             conn.execute(statement, rows)
-            _bump_incidents(conn)
+            bump_incidents_revision(conn)
         return len(rows)
 
     def get_incident(self, incident_id: int) -> dict:
@@ -229,7 +232,7 @@ class IncidentStore(StoreBase):
                 raise Conflict(f"incident {incident_id} was changed by someone else; reload it and try again")
             added = t.incident_history.insert().values(incident_id=incident_id, **history)
             entry = conn.execute(added.returning(t.incident_history.c.id)).scalar_one()
-            _bump_incidents(conn)
+            bump_incidents_revision(conn)
         if within is not None:
             return {"history_id": entry}
         return self.get_incident(incident_id)
@@ -299,7 +302,7 @@ class IncidentStore(StoreBase):
         return (self.incidents_revision(),)
 
 
-def _bump_incidents(conn: sa.Connection) -> None:
+def bump_incidents_revision(conn: sa.Connection) -> None:
     """Raise the incidents revision inside the transaction that changes incidents (every writer calls this)."""
     conn.execute(
         t.revisions.update().where(t.revisions.c.name == "incidents").values(revision=t.revisions.c.revision + 1)

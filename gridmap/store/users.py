@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 
+from gridmap import clock
 from gridmap.errors import Conflict, NotFound
 
 from . import tables as t
@@ -30,7 +30,7 @@ class UserStore(StoreBase):
                     role=role,
                     password_hash=password_hash,
                     token_hash=token_hash,
-                    created_at=dt.datetime.now().replace(microsecond=0),
+                    created_at=clock.now(),
                 )
             ).inserted_primary_key[0]
             if areas:

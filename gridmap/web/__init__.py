@@ -13,7 +13,7 @@ from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from gridmap.config import PROJECT_DIR, Settings
-from gridmap.errors import GridmapError
+from gridmap.errors import GridmapError, ServiceUnavailable
 from gridmap.people import UserCache
 from gridmap.store import Store
 from gridmap.web import i18n
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
     from gridmap.web import (
+        access,
         api,
         attachment_views,
         audit_views,
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         dashboard,
         export_views,
         geocode_views,
+        i18n,
+        inputs,
         map_views,
         ogc,
         open311,
@@ -73,6 +76,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     i18n.init_i18n(app)
     attachment_views.init_uploads(app)  # before auth: the CSRF check reads forms, uploads must be bounded first
     auth.init_auth(app)
+    access.init_access(app)
+    # After the access check, so a caller who may not call a route never gets their body read; before the
+    # blueprints, whose routes take the bounded `int` converter.
+    inputs.init_inputs(app)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint, url_prefix="/api")
     # These blueprints serve both pages and /api/... routes, so they carry full paths themselves.
@@ -107,18 +114,28 @@ def _wants_json() -> bool:
 def _register_error_mapper(app: Flask) -> None:
     """The one place errors become responses: JSON under /api, an HTML page elsewhere; never a traceback."""
 
-    def respond(status: int, message: str, extra: dict | None = None):
+    def respond(status: int, message: str, extra: dict | None = None, headers: dict | None = None):
         # Every message is written in English; the reader gets it in their language (web/i18n.message).
         message = i18n.message(message) or message
         for prefix, body in app.extensions.get("gridmap_error_bodies", {}).items():
             if request.path == prefix.rstrip("/") or request.path.startswith(prefix.rstrip("/") + "/"):
-                return body(status, message)
+                response = app.make_response(body(status, message))
+                response.headers.update(headers or {})
+                return response
         if _wants_json():
-            return jsonify({**(extra or {}), "error": message, "status": status}), status
-        return render_template("error.html", status=status, message=message), status
+            response = jsonify({**(extra or {}), "error": message, "status": status})
+        else:
+            response = app.make_response(render_template("error.html", status=status, message=message))
+        response.status_code = status
+        response.headers.update(headers or {})
+        return response
 
     @app.errorhandler(GridmapError)
     def on_gridmap_error(exc: GridmapError):
+        if isinstance(exc, ServiceUnavailable):
+            log.warning("%s: %s", type(exc).__name__, exc.message)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else {}
+            return respond(exc.status, exc.message, exc.extra, headers)
         if exc.status >= 500:
             log.error("%s: %s", type(exc).__name__, exc.message)
             return respond(exc.status, "the server cannot do this right now; the error is logged")
@@ -129,7 +146,9 @@ def _register_error_mapper(app: Flask) -> None:
         status = exc.code or 500
         # Werkzeug's own descriptions are long and English-only; the common ones get gridmap's wording.
         text = _HTTP_MESSAGES.get(status, exc.description or exc.name)
-        return respond(status, text.format(method=request.method, path=request.path))
+        # Keep what the exception says in headers (Allow on a 405), not its HTML content type.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return respond(status, text.format(method=request.method, path=request.path), headers=headers)
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from gridmap import attachments
 from gridmap.errors import InvalidInput
+from gridmap.web import case_openapi
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.openapi import ERRORS, json_response, path_param, query
 
@@ -209,7 +210,7 @@ def get_attachment(attachment_id: int):
 
 
 # ---- OpenAPI ----------------------------------------------------------------------------------------------
-TOO_LARGE = {"413": json_response("#/components/schemas/Error", "A photo or the request is over its size limit")}
+TOO_LARGE = case_openapi.TOO_LARGE
 OPENAPI_PATHS: dict[str, dict] = {
     "/api/incidents/{incident_id}/attachments": {
         "get": {
@@ -248,20 +249,20 @@ _PHOTOS = {
     "413 when too large, 400 when not an image",
 }
 
+
+
+def _with_photos(schema: dict, *, place_optional: bool = False) -> dict:
+    form = {**schema, "properties": {**schema["properties"], "photos": _PHOTOS}}
+    if place_optional:  # the place may come from a photo's EXIF instead
+        form["allOf"] = [part for part in schema.get("allOf", []) if part.get("anyOf") is not case_openapi.PLACE]
+    return form
+
+
 OPENAPI_SCHEMAS: dict[str, dict] = {
-    "NewIncidentForm": {
-        "description": "The fields of NewIncident as form fields, plus photos. Without lon/lat or address, "
-        "the GPS in a photo's EXIF places the case.",
-        "allOf": [
-            {"$ref": "#/components/schemas/NewIncident"},
-            {"type": "object", "properties": {"photos": _PHOTOS}},
-        ],
-    },
-    "ActionForm": {
-        "description": "The fields of Action as form fields, plus photos; resolving a case whose category has "
-        "after_photo needs at least one.",
-        "allOf": [{"$ref": "#/components/schemas/Action"}, {"type": "object", "properties": {"photos": _PHOTOS}}],
-    },
+    # Form fields are the JSON body's fields plus photos, flattened (an allOf with a closed NewIncident would
+    # refuse `photos`). Without lon/lat or address, the GPS in a photo's EXIF places a new case.
+    "NewIncidentForm": _with_photos(case_openapi.OPENAPI_SCHEMAS["NewIncident"], place_optional=True),
+    "ActionForm": _with_photos(case_openapi.OPENAPI_SCHEMAS["Action"]),
     "Attachment": {
         "type": "object",
         "properties": {

@@ -6,14 +6,16 @@ a Bearer token sends no cookie credentials, so it needs no CSRF token.
 
 from __future__ import annotations
 
-import functools
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session
 from flask_wtf.csrf import CSRFProtect
 
 from gridmap import people
-from gridmap.errors import Forbidden, GridmapError, Unauthorized
+from gridmap.errors import GridmapError
+from gridmap.web.access import public, require_user
+
+__all__ = ["current_user", "init_auth", "require_user"]  # require_user: declared in web/access, used by views
 
 blueprint = Blueprint("auth", __name__)
 csrf = CSRFProtect()
@@ -68,26 +70,6 @@ def current_user() -> people.User | None:
     return g.get("user")
 
 
-def require_user(*roles: str):
-    """Refuse the view to anonymous callers (401, or the login page) and to other roles (403)."""
-
-    def decorate(view):
-        @functools.wraps(view)
-        def wrapper(*args, **kwargs):
-            user = current_user()
-            if user is None:
-                if request.path.startswith(_API_PATHS):
-                    raise Unauthorized("sign in or send an API token (Authorization: Bearer TOKEN)")
-                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
-            if roles and user.role not in roles:
-                raise Forbidden(f"a {user.role} may not do this")
-            return view(*args, **kwargs)
-
-        return wrapper
-
-    return decorate
-
-
 def _safe_next(target: str | None) -> str:
     # Only same-site paths: an open redirect would let a link send users anywhere after login.
     if not target or urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
@@ -96,6 +78,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
+@public
 def login():
     """Show the login form and sign in."""
     error = None
@@ -113,6 +96,7 @@ def login():
 
 
 @blueprint.post("/logout")
+@public
 def logout():
     """Sign out."""
     session.clear()

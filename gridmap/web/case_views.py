@@ -8,6 +8,7 @@ catalogues in gridmap/translations compiled from their .po files at start-up, so
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import urlencode
 
 from flask import (
@@ -20,16 +21,20 @@ from flask import (
 )
 from flask_babel import lazy_gettext as _l
 
-from gridmap import cases
-from gridmap.errors import InvalidInput
+from gridmap import cases, clock
+from gridmap.errors import InvalidInput, Unprocessable
 from gridmap.store import Store
-from gridmap.web import attachment_views
+from gridmap.web import attachment_views, inputs
+from gridmap.web.access import public
 from gridmap.web.auth import current_user, require_user
+
+# The description of these routes lives beside them in case_openapi; web/openapi gathers it from here.
+from gridmap.web.case_openapi import BBOX_PATTERN, MAX_PAGE, OPENAPI_PATHS, OPENAPI_SCHEMAS
 from gridmap.web.i18n import current_language
-from gridmap.web.openapi import ERRORS, OK, json_response, path_param, query
+
+__all__ = ["OPENAPI_PATHS", "OPENAPI_SCHEMAS", "blueprint"]
 
 blueprint = Blueprint("case", __name__)
-MAX_PAGE = 500
 REPORT_FIELDS = (
     "title", "description", "lon", "lat", "crs", "address", "category", "category_code",
     "reporter_name", "reporter_phone", "source",
@@ -86,60 +91,37 @@ def _calendar() -> cases.WorkingCalendar:
 def _body(allowed: tuple[str, ...]) -> dict:
     if attachment_views.is_multipart():
         return attachment_views.form_fields(allowed)
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("send a JSON object (Content-Type: application/json)")
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)}")
-    return body
+    return inputs.json_object(allowed)
 
 
 def _moment(name: str, *, end: bool = False) -> dt.datetime | None:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        if len(raw) == 10:
-            day = dt.date.fromisoformat(raw)
-            # A day given as the end of a period includes that whole day.
-            return dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time())
-        return dt.datetime.fromisoformat(raw).replace(tzinfo=None)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM)") from None
+    return inputs.moment_arg(name, end=end)
 
 
 def _int_arg(name: str, default: int, *, low: int, high: int) -> int:
-    raw = (request.args.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput(f"{name}={raw!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise InvalidInput(f"{name} must be between {low} and {high}")
-    return value
+    return inputs.int_arg(name, default, low=low, high=high)
+
+
+_BBOX = re.compile(BBOX_PATTERN)
 
 
 def _bbox() -> tuple[float, float, float, float] | None:
-    raw = (request.args.get("bbox") or "").strip()
+    raw = request.args.get("bbox") or ""
     if not raw:
         return None
-    try:
-        west, south, east, north = (float(v) for v in raw.split(","))
-    except ValueError:
-        raise InvalidInput("bbox must be four numbers west,south,east,north (WGS84)") from None
+    if not _BBOX.fullmatch(raw):
+        raise InvalidInput("bbox must be four decimal numbers west,south,east,north (WGS84 degrees)")
+    west, south, east, north = (float(v) for v in raw.split(","))
     if west > east or south > north:
-        raise InvalidInput("bbox must be west,south,east,north with west ≤ east and south ≤ north")
+        raise Unprocessable("bbox must be west,south,east,north with west ≤ east and south ≤ north")
     return west, south, east, north
 
 
 def _filters() -> dict:
     """Read the case-list filters shared by the API and the list page."""
-    statuses = [s for s in (request.args.get("status") or "").split(",") if s.strip()]
+    raw = request.args.get("status") or ""
     return {
-        "statuses": [s.strip() for s in statuses] or None,
+        "statuses": raw.split(",") if raw else None,
         "grid_code": request.args.get("grid") or None,
         "community_code": request.args.get("community") or None,
         "street_code": request.args.get("street") or None,
@@ -148,8 +130,8 @@ def _filters() -> dict:
         "reported_from": _moment("from"),
         "reported_to": _moment("to", end=True),
         "bbox": _bbox(),
-        "overdue": (request.args.get("overdue") or "").lower() in ("1", "true", "yes", "on"),
-        "review": (request.args.get("review") or "").lower() in ("1", "true", "yes", "on"),
+        "overdue": inputs.flag_arg("overdue"),
+        "review": inputs.flag_arg("review"),
     }
 
 
@@ -174,7 +156,7 @@ def period() -> tuple[dt.datetime | None, dt.datetime | None]:
 
 def _page(now: dt.datetime) -> tuple[list[dict], str | None]:
     limit = _int_arg("limit", 50, low=1, high=MAX_PAGE)
-    after = _int_arg("after", 0, low=0, high=2**62)
+    after = _int_arg("after", 0, low=0, high=inputs.MAX_ID)
     rows = cases.list_cases(_store(), user=current_user(), **_filters(), after_id=after, limit=limit + 1, now=now)
     following = None
     if len(rows) > limit:
@@ -212,7 +194,7 @@ def create_incident():
 @require_user()
 def list_incidents():
     """List the cases in the caller's scope, filtered, by id, with a `next` link while there are more."""
-    now = dt.datetime.now()
+    now = clock.now()
     rows, following = _page(now)
     user = current_user()
     items = [cases.present(r, user=user, now=now, calendar=_calendar()) for r in rows]
@@ -248,6 +230,7 @@ def act_on_incident(incident_id: int):
 
 
 @blueprint.get("/api/categories")
+@public
 def list_categories():
     """Return the category table with each category's deadline."""
     return jsonify(cases.load_categories())
@@ -274,7 +257,7 @@ def get_stats():
 @require_user()
 def case_list():
     """Show the cases in the user's scope with filters."""
-    now = dt.datetime.now()
+    now = clock.now()
     rows, following = _page(now)
     user = current_user()
     return render_template(
@@ -311,6 +294,8 @@ def case_action(incident_id: int):
     """Take a workflow step from the case page's form (CSRF-protected), then show the case again."""
     form = request.form
     version = (form.get("version") or "").strip()
+    if version and not (version.isascii() and version.isdigit() and len(version) <= 9):
+        raise InvalidInput(f"version {version[:20]!r} is not a whole number")
     attachment_views.act(
         incident_id,
         action=form.get("action"),
@@ -332,154 +317,3 @@ def category_names() -> dict[str, str]:
     """Return code → category name in the page's language."""
     key = "name" if current_language() == "zh" else "name_en"
     return {c["code"]: c[key] for c in cases.load_categories()}
-
-
-# ---- OpenAPI: the case endpoints ----------------------------------------------------------------------
-_CASE_FILTERS = [
-    query("status", "Comma-separated statuses: " + ", ".join(cases.STATUSES)),
-    query("grid", "Grid code"),
-    query("community", "Community code"),
-    query("street", "Street code"),
-    query("category", "4-digit category code"),
-    query("source", "Source: " + ", ".join(cases.SOURCES)),
-    query("from", "Reported on or after (YYYY-MM-DD or YYYY-MM-DDTHH:MM)"),
-    query("to", "Reported before (a date includes that whole day)"),
-    query("bbox", "west,south,east,north in WGS84"),
-    query("overdue", "true: only open cases past their deadline", {"type": "boolean"}),
-    query("review", "true: only cases whose geocoded point a person should check", {"type": "boolean"}),
-    query("limit", f"Page size, 1–{MAX_PAGE} (default 50)", {"type": "integer"}),
-    query("after", "Return cases with an id above this (the `next` link sets it)", {"type": "integer"}),
-]
-
-OPENAPI_PATHS: dict[str, dict] = {
-    "/api/incidents": {
-        "get": {
-            "summary": "List the cases in the caller's scope",
-            "parameters": _CASE_FILTERS,
-            "responses": {"200": json_response("#/components/schemas/IncidentPage"), **ERRORS},
-        },
-        "post": {
-            "summary": "Report a case (lon/lat or address); geocoded and assigned at once",
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/NewIncident"}},
-                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/NewIncidentForm"}},
-                },
-            },
-            "responses": {
-                "201": json_response("#/components/schemas/Incident", "Created"),
-                **ERRORS,
-                **attachment_views.TOO_LARGE,
-            },
-        },
-    },
-    "/api/incidents/{incident_id}": {
-        "get": {
-            "summary": "One case with its history and the actions the caller may take",
-            "parameters": [path_param("incident_id", "integer")],
-            "responses": {"200": json_response("#/components/schemas/Incident"), **ERRORS},
-        }
-    },
-    "/api/incidents/{incident_id}/actions": {
-        "post": {
-            "summary": "Take a workflow step (with photos as multipart); an illegal step is 409",
-            "parameters": [path_param("incident_id", "integer")],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/Action"}},
-                    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/ActionForm"}},
-                },
-            },
-            "responses": {
-                "200": json_response("#/components/schemas/Incident"),
-                **ERRORS,
-                **attachment_views.TOO_LARGE,
-            },
-        }
-    },
-    "/api/categories": {
-        "get": {
-            "summary": "The category table (2+2-digit codes) with deadlines in working hours or days",
-            "security": [],
-            "responses": {"200": OK},
-        }
-    },
-    "/api/stats": {
-        "get": {
-            "summary": "Indicators: received, registered, closed, resolution, on-time and rework rates, overdue",
-            "parameters": [
-                query("by", "Group by: " + ", ".join(cases.GROUPS)),
-                query("from", "Reported on or after"),
-                query("to", "Reported before (a date includes that day)"),
-                query("grid", "Grid code"),
-                query("community", "Community code"),
-                query("street", "Street code"),
-                query("category", "4-digit category code"),
-                query("source", "Source: " + ", ".join(cases.SOURCES)),
-            ],
-            "responses": {"200": OK, **ERRORS},
-        }
-    },
-}
-
-OPENAPI_SCHEMAS: dict[str, dict] = {
-    "NewIncident": {
-        "type": "object",
-        "required": ["title", "category"],
-        "properties": {
-            "title": {"type": "string", "maxLength": cases.MAX_TITLE},
-            "description": {"type": "string", "maxLength": cases.MAX_DESCRIPTION},
-            "category": {"type": "string", "pattern": "^[0-9]{4}$"},
-            "lon": {"type": "number"},
-            "lat": {"type": "number"},
-            "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02", "bd09"]},
-            "address": {"type": "string", "maxLength": cases.MAX_ADDRESS},
-            "reporter_name": {"type": "string", "maxLength": cases.MAX_NAME},
-            "reporter_phone": {"type": "string", "maxLength": cases.MAX_PHONE},
-            "source": {"type": "string", "enum": list(cases.SOURCES)},
-        },
-    },
-    "Action": {
-        "type": "object",
-        "required": ["action"],
-        "properties": {
-            "action": {"type": "string", "enum": list(cases.ACTIONS)},
-            "note": {"type": "string", "maxLength": cases.MAX_NOTE},
-            "assignee": {"type": "string", "maxLength": cases.MAX_NAME},
-            "hours": {"type": "number", "description": "extend: working hours to add"},
-            "days": {"type": "number", "description": "extend: working days to add"},
-            "version": {"type": "integer", "description": "the version the caller saw (409 when stale)"},
-        },
-    },
-    "Incident": {
-        "type": "object",
-        "properties": {
-            "id": {"type": "integer"},
-            "title": {"type": "string"},
-            "status": {"type": "string", "enum": list(cases.STATUSES)},
-            "handling_level": {"type": "string", "enum": list(cases.LEVELS)},
-            "grid_code": {"type": ["string", "null"]},
-            "category_code": {"type": ["string", "null"]},
-            "deadline": {"type": ["string", "null"], "format": "date-time"},
-            "light": {"type": ["string", "null"], "enum": ["green", "yellow", "red", None]},
-            "geocode_level": {"type": ["string", "null"]},
-            "geocode_confidence": {"type": ["number", "null"]},
-            "geocode_review": {"type": "boolean", "description": "low-confidence geocode: a person should check"},
-            "reporter_phone": {"type": ["string", "null"], "description": "masked unless admin or supervisor"},
-            "actions": {"type": "array", "items": {"type": "string"}},
-            "history": {"type": "array", "items": {"type": "object"}},
-            "attachments": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
-            "version": {"type": "integer"},
-        },
-    },
-    "IncidentPage": {
-        "type": "object",
-        "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Incident"}},
-            "count": {"type": "integer"},
-            "next": {"type": ["string", "null"]},
-        },
-    },
-}

@@ -16,7 +16,7 @@ import threading
 
 from flask import Blueprint, current_app, render_template, request
 
-from gridmap import assets, cases, dashboard, maps
+from gridmap import assets, cases, clock, dashboard, maps
 from gridmap.web import map_views
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.case_views import stat_filters
@@ -109,7 +109,7 @@ def _category_names() -> dict[str, str]:
 
 def dashboard_data() -> dict:
     """Compute the dashboard of the signed-in user for the request's filters and period."""
-    now = dt.datetime.now().replace(microsecond=0)
+    now = clock.now()
     user = current_user()
     filters = stat_filters()
     cases.check_filters(**{k: v for k, v in filters.items() if v is not None})
@@ -161,7 +161,7 @@ def dashboard_page():
     screen = request.args.get("screen") in ("1", "true", "yes")
     refresh = request.args.get("refresh", "")
     refresh_s = max(MIN_REFRESH_S, int(refresh)) if refresh.isdigit() else DEFAULT_REFRESH_S
-    _window(dt.datetime.now())  # a wrong period or date is refused on the page, not later in its script
+    _window(clock.now())  # a wrong period or date is refused on the page, not later in its script
     _warm_up()
     config = {
         "api": "/api/dashboard",

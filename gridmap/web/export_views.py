@@ -6,11 +6,9 @@ scope, the same masking of reporters' names and phones, headers in the page's la
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, Response, current_app, request
 
-from gridmap import audit, cases, exports, people
+from gridmap import audit, cases, clock, exports, people
 from gridmap.web.audit_views import _options as audit_options
 from gridmap.web.audit_views import _pair, _scoped
 from gridmap.web.auth import current_user, require_user
@@ -44,7 +42,7 @@ def export_cases():
     """Download the case list with the list's filters (?format=xlsx|csv&status=&grid=&…), every page of it."""
     _format()  # refuse a wrong format before reading every case
     user = current_user()
-    now = dt.datetime.now()
+    now = clock.now()
     calendar = _calendar()
     rows = cases.list_cases(_state().store, user=user, **_filters(), limit=None, now=now)
     # Traffic lights of every open case at once (numpy), then each case as the list shows it, masked.

@@ -22,15 +22,20 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, request
 from flask_babel import gettext as _
 
-from gridmap import assets, maps, people
+from gridmap import assets, clock, maps, people
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
 from gridmap.web import attachment_views, i18n
+from gridmap.web.access import visible_edition
 from gridmap.web.auth import current_user, require_user
+
+# The description of these routes lives beside them in map_openapi; web/openapi gathers it from here.
+from gridmap.web.map_openapi import LEVELS, OPENAPI_PATHS, OPENAPI_SCHEMAS
+
+__all__ = ["OPENAPI_PATHS", "OPENAPI_SCHEMAS", "blueprint"]
 
 blueprint = Blueprint("maps", __name__)
 log = logging.getLogger(__name__)
-LEVELS = ("grid", "community", "street")
 _GZIP_MIN_BYTES = 1024  # below this gzip saves less than its header costs
 _CACHE_SIZE = 32
 _CLOCK_TICK = dt.timedelta(minutes=5)  # traffic lights are recomputed at most this often
@@ -77,8 +82,8 @@ def _cache() -> _Cache:
 
 
 def _now() -> dt.datetime:
-    # Incidents store naive local times (as reported); compare like with like.
-    return dt.datetime.now().replace(microsecond=0)
+    # Incidents store naive Shanghai times (gridmap.clock); compare like with like.
+    return clock.now()
 
 
 def _edition_name() -> str:
@@ -90,6 +95,8 @@ def _edition_revision() -> tuple[str, int, str]:
     if "gridmap_edition" not in g:
         store = _store()
         name = request.args.get("edition") or None
+        if name is not None:
+            visible_edition(store, name)  # a draft only for those who may see it: 404 for the rest
         found = store.edition_revision(name)
         if found is None:
             if name is None:
@@ -100,7 +107,7 @@ def _edition_revision() -> tuple[str, int, str]:
 
 
 def _crs() -> str:
-    value = (request.args.get("crs") or "wgs84").lower()
+    value = request.args.get("crs") or "wgs84"
     if value not in ("wgs84", "gcj02"):
         raise InvalidInput(f"crs must be wgs84 or gcj02, not {value!r}")
     return value

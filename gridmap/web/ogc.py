@@ -31,7 +31,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from gridmap import cases, features
+from gridmap import cases, clock, features
 from gridmap.errors import ConfigError, GridmapError, NotFound, Unauthorized
 from gridmap.store import Store
 from gridmap.web.auth import current_user
@@ -363,7 +363,7 @@ def _feature_set(base: str, edition, stamp: tuple, *, box=None, period=None) -> 
     if base != features.INCIDENTS:
         level = features.AREA_COLLECTIONS[base]
         return _cached(("areas", stamp), lambda: features.area_features(_store(), edition, level))
-    now = dt.datetime.now().replace(microsecond=0)
+    now = clock.now()
     # The store pre-selects cases by their lon/lat box and report time; the exact tests follow in select().
     pushed_box = tuple(shapely.bounds(box)) if box is not None else None
     start, end = period or (None, None)
@@ -465,7 +465,7 @@ def item(collection_id: str, feature_id: str):
             int(feature_id),
             user=current_user(),
             calendar=cases.calendar_from_settings(_state().settings),
-            now=dt.datetime.now().replace(microsecond=0),
+            now=clock.now(),
         )
         index = 0
     else:

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 
 from flask import Blueprint, Response, current_app, request
 
-from gridmap import cases
+from gridmap import cases, clock
 from gridmap.errors import GridmapError, InvalidInput, NotFound, Unauthorized
 from gridmap.store import Store
 from gridmap.web.auth import current_user
@@ -237,7 +237,7 @@ def _request(incident: dict, updated: dt.datetime | None, names: dict) -> dict:
         notes.append(f"{LEVEL_NAMES[level]}处置")
     if incident.get("supervised"):
         notes.append("督办")
-    if status in cases.OPEN_STATUSES and incident.get("deadline") and dt.datetime.now() >= incident["deadline"]:
+    if status in cases.OPEN_STATUSES and incident.get("deadline") and clock.now() >= incident["deadline"]:
         notes.append("已逾期")
     area = {
         "grid": incident.get("grid_code"),
@@ -319,7 +319,7 @@ def _list_requests(user) -> list[dict]:
         return found
     start, end = _moment("start_date"), _moment("end_date", end=True)
     if start is None and end is None:
-        start = dt.datetime.now().replace(microsecond=0) - dt.timedelta(days=DEFAULT_DAYS)
+        start = clock.now() - dt.timedelta(days=DEFAULT_DAYS)
     if start and end and start > end:
         raise InvalidInput("start_date is after end_date")
     code = (request.values.get("service_code") or "").strip() or None

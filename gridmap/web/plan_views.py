@@ -7,15 +7,18 @@ roles get 403. Edits to a current or retired edition are 409: only drafts are ed
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from flask import Blueprint, current_app, jsonify, render_template, request
 
-from gridmap import assign, drafts
+from gridmap import assign, boundaries, drafts
 from gridmap.errors import InvalidInput, NotFound
-from gridmap.store import Store
+from gridmap.store import EDITION_NAME_PATTERN, Store
+from gridmap.store.editions import MAX_EDITION_NAME
+from gridmap.web import inputs
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.i18n import script_text
-from gridmap.web.openapi import ERRORS, OK
+from gridmap.web.openapi import DATE, ERRORS, NO_NUL, json_body, json_response, path_param, query
 
 blueprint = Blueprint("plans", __name__)
 EDITORS = ("admin", "planner")
@@ -64,11 +67,8 @@ def _store() -> Store:
     return current_app.extensions["gridmap"].store
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("send a JSON object (Content-Type: application/json)")
-    return body
+def _body(*fields: str) -> dict:
+    return inputs.json_object(fields or None)
 
 
 def _draft(name: str) -> None:
@@ -81,8 +81,8 @@ def _draft(name: str) -> None:
 @require_user(*EDITORS)
 def create_draft():
     """Copy an edition into a new draft: {"name": …, "from": "current" | edition name}."""
-    body = _body()
-    created = drafts.create_draft(_store(), body.get("name"), source=body.get("from") or "current")
+    body = _body("name", "from")
+    created = drafts.create_draft(_store(), body.get("name"), source=body.get("from", "current"))
     return jsonify(created), 201
 
 
@@ -110,17 +110,17 @@ def draft_grids(name: str):
 @require_user(*EDITORS)
 def save_grid(name: str, code: str):
     """Save a grid's geometry and attributes: {"geometry": GeoJSON, "version": n, …}; stale version → 409."""
-    return jsonify(drafts.save_grid(_store(), name, code, _body()))
+    return jsonify(drafts.save_grid(_store(), name, code, _body("geometry", "version", *drafts.EDITABLE_ATTRIBUTES)))
 
 
 @blueprint.delete("/api/editions/<name>/grids/<code>")
 @require_user(*EDITORS)
 def delete_grid(name: str, code: str):
     """Delete a grid from a draft: ?version=n."""
-    version = request.args.get("version", "")
-    if not version.isdigit():
+    version = inputs.int_arg("version", None, low=1, high=inputs.MAX_ID)
+    if version is None:
         raise InvalidInput("give the grid's version: ?version=n")
-    drafts.delete_grid(_store(), name, code, version=int(version))
+    drafts.delete_grid(_store(), name, code, version=version)
     return "", 204
 
 
@@ -128,7 +128,8 @@ def delete_grid(name: str, code: str):
 @require_user(*EDITORS)
 def add_grid(name: str):
     """Draw a new grid: {"community_code": …, "geometry": GeoJSON, "name"?, "households"?, …}."""
-    return jsonify(drafts.add_grid(_store(), name, _body())), 201
+    body = _body("geometry", "community_code", *drafts.EDITABLE_ATTRIBUTES)
+    return jsonify(drafts.add_grid(_store(), name, body)), 201
 
 
 @blueprint.post("/api/editions/<name>/grids/<code>/split")
@@ -136,7 +137,7 @@ def add_grid(name: str):
 def split_grid(name: str, code: str):
     """Split a grid with a line: {"line": GeoJSON LineString} → the two new grids."""
     return jsonify(
-        {"type": "FeatureCollection", "features": drafts.split_grid(_store(), name, code, _body().get("line"))}
+        {"type": "FeatureCollection", "features": drafts.split_grid(_store(), name, code, _body("line").get("line"))}
     )
 
 
@@ -144,14 +145,14 @@ def split_grid(name: str, code: str):
 @require_user(*EDITORS)
 def merge_grids(name: str):
     """Merge two adjacent grids of one community: {"codes": [a, b]} → the merged grid."""
-    return jsonify(drafts.merge_grids(_store(), name, _body().get("codes") or []))
+    return jsonify(drafts.merge_grids(_store(), name, _body("codes").get("codes") or []))
 
 
 @blueprint.post("/api/editions/<name>/move-vertex")
 @require_user(*EDITORS)
 def move_vertex(name: str):
     """Move a vertex in every grid that has it: {"from": [lon, lat], "to": [lon, lat]} → the changed grids."""
-    body = _body()
+    body = _body("from", "to")
     changed = drafts.move_vertex(_store(), name, old=body.get("from"), new=body.get("to"))
     return jsonify({"type": "FeatureCollection", "features": changed})
 
@@ -160,13 +161,16 @@ def move_vertex(name: str):
 @require_user(*EDITORS)
 def activate(name: str):
     """Make a draft current: {"valid_from": "YYYY-MM-DD", "waive": [{"finding": id, "reason": …}]}."""
-    body = _body()
+    body = _body("valid_from", "waive")
     valid_from = None
-    if body.get("valid_from"):
+    if body.get("valid_from") is not None:
+        raw = body["valid_from"]
         try:
-            valid_from = dt.date.fromisoformat(str(body["valid_from"]))
+            if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+                raise ValueError(raw)
+            valid_from = dt.date.fromisoformat(raw)
         except ValueError:
-            raise InvalidInput(f"valid_from={body['valid_from']!r} is not a date like 2027-01-01") from None
+            raise InvalidInput(f"valid_from={str(raw)[:30]!r} is not a date like 2027-01-01") from None
     waive = body.get("waive") or []
     if not isinstance(waive, list):
         raise InvalidInput("waive must be a list of {finding, reason}")
@@ -201,12 +205,239 @@ def editor_page(name: str):
 
 
 # ---- OpenAPI ---------------------------------------------------------------------------------------------
+_NUMBERS = {"type": "array", "minItems": 2, "maxItems": 3, "items": {"type": "number"}}
+_RING = {"type": "array", "minItems": 4, "items": _NUMBERS}
+_POLYGON = {
+    "type": "object",
+    "description": "GeoJSON Polygon or MultiPolygon in WGS84 (type and coordinates only); a self-crossing or "
+    "empty one is 422",
+    "required": ["type", "coordinates"],
+    "properties": {"type": {"enum": ["Polygon", "MultiPolygon"]}, "coordinates": {"type": "array"}},
+    "additionalProperties": False,
+    "oneOf": [
+        {
+            "properties": {
+                "type": {"const": "Polygon"},
+                "coordinates": {"type": "array", "minItems": 1, "items": _RING},
+            }
+        },
+        {
+            "properties": {
+                "type": {"const": "MultiPolygon"},
+                "coordinates": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "array", "minItems": 1, "items": _RING},
+                },
+            }
+        },
+    ],
+}
+_LINE = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "additionalProperties": False,
+    "properties": {"type": {"const": "LineString"}, "coordinates": {"type": "array", "minItems": 2, "items": _NUMBERS}},
+}
+_COUNT = {"type": ["integer", "null"], "minimum": 0, "maximum": 2**31 - 1}
+_ATTRIBUTES = {
+    "name": {"type": "string", "maxLength": 200, "pattern": NO_NUL, "allOf": [{"pattern": "\\S"}]},
+    "kind": {"type": "string", "enum": list(boundaries.GRID_KINDS)},
+    "households": _COUNT,
+    "population": _COUNT,
+    "staff": _COUNT,
+}
+_PAIR = {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}}
+_NAME = [path_param("name")]
+_NAME_CODE = [path_param("name"), path_param("code")]
+_GRID = json_response("#/components/schemas/GridFeature")
+_GRIDS = json_response("#/components/schemas/FeatureCollection")
 OPENAPI_PATHS: dict[str, dict] = {
     "/api/editions": {
         "post": {
             "summary": "Create a draft plan copied from an edition (planner, admin)",
-            "requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
-            "responses": {"201": OK, **ERRORS},
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "maxLength": MAX_EDITION_NAME, "pattern": EDITION_NAME_PATTERN},
+                        "from": {
+                            "type": "string",
+                            "minLength": 1,
+                            "pattern": NO_NUL,
+                            "description": "an edition name or current",
+                        },
+                    },
+                }
+            ),
+            "responses": {
+                "201": json_response("#/components/schemas/DraftEdition", "Created"),
+                "404": ERRORS["404"],
+                "409": ERRORS["409"],
+            },
         },
+    },
+    "/api/editions/{name}/grids": {
+        "get": {
+            "summary": "Every grid of an edition with its version (a supervisor sees their area's grids only)",
+            "parameters": _NAME,
+            "responses": {"200": _GRIDS},
+        },
+        "post": {
+            "summary": "Draw a new grid in a community of a draft; it gets the community's next code",
+            "parameters": _NAME,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["geometry"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "geometry": _POLYGON,
+                        "community_code": {"type": "string", "pattern": NO_NUL},
+                        **_ATTRIBUTES,
+                    },
+                }
+            ),
+            "responses": {"201": {**_GRID, "description": "Created"}, "409": ERRORS["409"], "422": ERRORS["422"]},
+        },
+    },
+    "/api/editions/{name}/grids/{code}": {
+        "put": {
+            "summary": "Save a grid's geometry and/or attributes at the version the caller saw (stale: 409)",
+            "parameters": _NAME_CODE,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["version"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "version": {"type": "integer"},
+                        "geometry": {"anyOf": [_POLYGON, {"type": "null"}]},
+                        **_ATTRIBUTES,
+                    },
+                    "anyOf": [
+                        {"required": ["geometry"], "properties": {"geometry": {"type": "object"}}},
+                        *({"required": [key]} for key in _ATTRIBUTES),
+                    ],
+                }
+            ),
+            "responses": {"200": _GRID, "409": ERRORS["409"], "422": ERRORS["422"]},
+        },
+        "delete": {
+            "summary": "Delete a grid from a draft at the version the caller saw (stale: 409)",
+            "parameters": [
+                *_NAME_CODE,
+                query(
+                    "version",
+                    "The grid's version",
+                    {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    required=True,
+                ),
+            ],
+            "responses": {"204": {"description": "Deleted"}, "409": ERRORS["409"]},
+        },
+    },
+    "/api/editions/{name}/grids/{code}/split": {
+        "post": {
+            "summary": "Split a grid with a line crossing it edge to edge into two new grids",
+            "parameters": _NAME_CODE,
+            "requestBody": json_body(
+                {"type": "object", "required": ["line"], "additionalProperties": False, "properties": {"line": _LINE}}
+            ),
+            "responses": {"200": _GRIDS, "409": ERRORS["409"], "422": ERRORS["422"]},
+        }
+    },
+    "/api/editions/{name}/merge": {
+        "post": {
+            "summary": "Merge two adjacent grids of one community into one grid with a new code",
+            "parameters": _NAME,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["codes"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "codes": {
+                            "type": "array",
+                            "minItems": 2,
+                            "maxItems": 2,
+                            "uniqueItems": True,
+                            "items": {"type": "string", "pattern": NO_NUL},
+                        }
+                    },
+                }
+            ),
+            "responses": {"200": _GRID, "409": ERRORS["409"], "422": ERRORS["422"]},
+        }
+    },
+    "/api/editions/{name}/move-vertex": {
+        "post": {
+            "summary": "Move a vertex in every grid that has it, so neighbours stay joined",
+            "parameters": _NAME,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "required": ["from", "to"],
+                    "additionalProperties": False,
+                    "properties": {"from": _PAIR, "to": _PAIR},
+                }
+            ),
+            "responses": {"200": _GRIDS, "409": ERRORS["409"], "422": ERRORS["422"]},
+        }
+    },
+    "/api/editions/{name}/activate": {
+        "post": {
+            "summary": "Make a draft current once every gap and overlap is fixed or waived (else 409)",
+            "parameters": _NAME,
+            "requestBody": json_body(
+                {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "valid_from": {"type": ["string", "null"], "format": "date"},
+                        "waive": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["finding", "reason"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "finding": {"type": "string", "pattern": NO_NUL},
+                                    "reason": {"type": "string", "pattern": NO_NUL, "allOf": [{"pattern": "\\S"}]},
+                                },
+                            },
+                        },
+                    },
+                }
+            ),
+            "responses": {"200": json_response("#/components/schemas/Activation"), "409": ERRORS["409"]},
+        }
+    },
+}
+OPENAPI_SCHEMAS: dict[str, dict] = {
+    "GridFeature": {
+        "type": "object",
+        "required": ["type", "properties", "geometry"],
+        "properties": {
+            "type": {"const": "Feature"},
+            "geometry": {"type": "object"},
+            "properties": {
+                "type": "object",
+                "required": ["code", "name", "parent_code", "version"],
+                "properties": {"code": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
+            },
+        },
+    },
+    "DraftEdition": {
+        "type": "object",
+        "required": ["name", "status", "valid_from", "valid_to"],
+        "properties": {"name": {"type": "string"}, "status": {"const": "draft"}, "valid_from": DATE, "valid_to": DATE},
+    },
+    "Activation": {
+        "type": "object",
+        "required": ["edition", "waived", "incidents"],
+        "properties": {"edition": {"type": "object"}, "waived": {"type": "object"}, "incidents": {"type": "object"}},
     },
 }
