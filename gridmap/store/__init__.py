@@ -5,11 +5,12 @@ works on Pythons whose sqlite3 cannot load extensions) and PostGIS. Callers get 
 and GeoDataFrames; nothing above this package builds SQL.
 
 Each concern lives in its own module as a part of `Store`: `engine` (connection, transactions, schema),
-`editions` (editions, areas, drafts), `incidents`, `gazetteer`, `users`.
+`editions` (editions, areas, drafts), `incidents`, `gazetteer`, `users`, `buildings` (the household register).
 """
 
 from __future__ import annotations
 
+from .buildings import BuildingStore
 from .editions import AREA_FIELDS, EDITION_STATUSES, LEVELS, AreaRecord, Edition, EditionStore
 from .engine import StoreBase
 from .gazetteer import GazetteerStore
@@ -19,5 +20,5 @@ from .users import UserStore
 __all__ = ["AREA_FIELDS", "EDITION_STATUSES", "LEVELS", "AreaRecord", "Edition", "Store"]
 
 
-class Store(EditionStore, IncidentStore, GazetteerStore, UserStore, StoreBase):
+class Store(EditionStore, IncidentStore, GazetteerStore, UserStore, BuildingStore, StoreBase):
     """A connection to one gridmap database (SpatiaLite or PostGIS)."""

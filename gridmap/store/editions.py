@@ -55,6 +55,7 @@ class AreaRecord:
     households: int | None = None
     population: int | None = None
     staff: int | None = None
+    version: int = 1  # a grid redrawn under its old code carries on from the version it replaces
 
 
 class EditionStore(StoreBase):
@@ -401,4 +402,5 @@ def _area_row(edition_id: int, record: AreaRecord) -> dict:
         "population": record.population,
         "staff": record.staff,
         "geom": from_shape(geometry, srid=4326),
+        "version": record.version,
     }
