@@ -614,7 +614,7 @@ def generate_buildings(
             shapely.prepare(compound)
             shapely.prepare(around)
             points = [_building_point(compound, polygon, rng) for _ in named]
-            points += [_building_point(around if not around.is_empty else polygon, polygon, rng) for _ in range(loose)]
+            points += _ring_points(polygon, compound, around if not around.is_empty else polygon, loose, rng)
             names = [e["name"] for e in named] + [f"{base}散居{i + 1}号楼" for i in range(loose)]
             estates = [e["estate"] for e in named] + [None] * loose
             in_estate = round(households * share) if named else 0
@@ -654,13 +654,42 @@ def _metres(value: float) -> float:
     return value / (_KM_PER_DEG_LAT * 1000)
 
 
+def _ring_points(polygon, compound, around, count: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """Spread the loose buildings all the way round the compound (one per sector), between it and the grid's edge,
+    so no side of the estate is left without neighbours."""
+    centre = compound.centroid
+    squeeze = _KM_PER_DEG_LAT / _KM_PER_DEG_LON  # degrees of longitude per degree of latitude, for equal metres
+    inner = math.sqrt(compound.area / squeeze / math.pi) + _metres(12)  # the compound's radius, in degrees of lat
+    reach = math.hypot(polygon.bounds[2] - polygon.bounds[0], polygon.bounds[3] - polygon.bounds[1]) * 2
+    angles = rng.uniform(0, 2 * math.pi) + 2 * math.pi * (np.arange(count) + rng.uniform(0.2, 0.8, count)) / count
+    ends = np.column_stack([centre.x + np.cos(angles) * reach * squeeze, centre.y + np.sin(angles) * reach])
+    rays = shapely.linestrings([[(centre.x, centre.y), tuple(end)] for end in ends])
+    # A grid is a convex Voronoi cell and the centre lies inside it: each ray leaves it once.
+    inside = shapely.intersection(rays, polygon)
+    points = []
+    for angle, piece, fraction in zip(angles, inside, rng.uniform(0.2, 0.8, count), strict=True):
+        reach_here = piece.length / math.hypot(math.cos(angle) * squeeze, math.sin(angle)) - _metres(4)
+        if reach_here <= inner:
+            points.append(_building_point(around, polygon, rng))
+            continue
+        distance = inner + (reach_here - inner) * fraction
+        candidate = shapely.Point(
+            round(centre.x + math.cos(angle) * distance * squeeze, 7), round(centre.y + math.sin(angle) * distance, 7)
+        )
+        if polygon.contains(candidate) and polygon.exterior.distance(candidate) > _metres(2):
+            points.append((candidate.x, candidate.y))
+        else:
+            points.append(_building_point(around, polygon, rng))
+    return points
+
+
 def _compound(polygon, share: float, rng: np.random.Generator):
     """Return a round compound inside the polygon covering about `share` of it, around a point near its middle."""
-    radius = math.sqrt(polygon.area * share / math.pi) * 0.85
+    radius = math.sqrt(polygon.area * share / math.pi) * 0.75
     centre = polygon.centroid
     for _ in range(20):
-        x = centre.x + rng.uniform(-0.3, 0.3) * radius * _KM_PER_DEG_LAT / _KM_PER_DEG_LON
-        y = centre.y + rng.uniform(-0.3, 0.3) * radius
+        x = centre.x + rng.uniform(-0.15, 0.15) * radius * _KM_PER_DEG_LAT / _KM_PER_DEG_LON
+        y = centre.y + rng.uniform(-0.15, 0.15) * radius
         disc = shapely.affinity.scale(shapely.Point(x, y).buffer(radius, 24), _KM_PER_DEG_LAT / _KM_PER_DEG_LON, 1.0)
         compound = disc.intersection(polygon)
         if compound.area >= disc.area * 0.8:

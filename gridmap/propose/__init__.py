@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import shapely
 
 from gridmap.errors import InvalidInput
@@ -102,23 +103,35 @@ def propose_plan(
     from gridmap import assign
 
     started = time.perf_counter()
-    index = assign.index_from_frames(grids, communities)
+    chosen = set(scope)
+    missing = sorted(chosen - set(communities["code"]))
+    if missing:
+        raise InvalidInput(f"no community {missing[0]!r} in the edition")
+    # Only the scope's grids are indexed: a building anywhere else is of no concern here.
+    in_scope = grids[grids["parent_code"].isin(chosen)]
+    index = assign.index_from_frames(in_scope, communities)
     located = _old_grids(index, buildings)
+    lons = np.array([b["lon"] for b in buildings], dtype=float)
+    lats = np.array([b["lat"] for b in buildings], dtype=float)
+    community_of = np.array(
+        [index.community_codes[index.position[g]] if g is not None else None for g in located], dtype=object
+    )
+    loose = np.flatnonzero(community_of == None)  # noqa: E711 - an object array compares element-wise
     community_rows = {row["code"]: row for row in communities.to_dict("records")}
-    grid_rows = grids.to_dict("records")
+    for code in scope:
+        if len(loose):
+            # Buildings in no grid (a gap) but inside the community belong to it too.
+            inside = shapely.contains_xy(community_rows[code]["geometry"], lons[loose], lats[loose])
+            community_of[loose[inside]] = code
+    grid_rows = in_scope.to_dict("records")
     by_community: dict[str, list[dict]] = {}
     for row in grid_rows:
-        by_community.setdefault(row["parent_code"], []).append({**row, "geometry": row["geometry"]})
+        by_community.setdefault(row["parent_code"], []).append(row)
     plans = []
     for code in scope:
-        community = community_rows.get(code)
-        if community is None:
-            raise InvalidInput(f"no community {code!r} in the edition")
+        community = community_rows[code]
         inside = [
-            {**b, "grid": located[i], "position": i}
-            for i, b in enumerate(buildings)
-            if (located[i] is not None and index.community_codes[index.position[located[i]]] == code)
-            or (located[i] is None and community["geometry"].covers(shapely.Point(b["lon"], b["lat"])))
+            {**buildings[i], "grid": located[i], "position": int(i)} for i in np.flatnonzero(community_of == code)
         ]
         plan = plan_community(
             {"code": code, "name": community["name"], "geometry": community["geometry"]},

@@ -24,6 +24,8 @@ def located(grids, communities, lons: Sequence[float], lats: Sequence[float]) ->
 
     if not len(lons):
         return []
+    if not len(grids):
+        return [None] * len(lons)
     index = assign.index_from_frames(grids, communities)
     return index.locate_many(list(lons), list(lats), nearest=False).grid_codes()
 
@@ -53,8 +55,9 @@ def proposal_figures(
     before_scope = before[before["parent_code"].isin(chosen)]
     after_scope = after[after["parent_code"].isin(chosen)]
     lons, lats = [b["lon"] for b in buildings], [b["lat"] for b in buildings]
-    was = located(before, communities, lons, lats)
-    now = located(after, communities, lons, lats)
+    # Only the scope's grids change, so only they are indexed: elsewhere every answer is "not here" both times.
+    was = located(before_scope, communities, lons, lats)
+    now = located(after_scope, communities, lons, lats)
     in_scope_before, in_scope_after = set(before_scope["code"]), set(after_scope["code"])
     households_before, households_after = Counter(), Counter()
     moving = total = 0
@@ -65,8 +68,8 @@ def proposal_figures(
             total += b["households"]
             moving += b["households"] if old != new else 0
     case_lons, case_lats = [c["lon"] for c in open_cases], [c["lat"] for c in open_cases]
-    cases_was = located(before, communities, case_lons, case_lats)
-    cases_now = located(after, communities, case_lons, case_lats)
+    cases_was = located(before_scope, communities, case_lons, case_lats)
+    cases_now = located(after_scope, communities, case_lons, case_lats)
     cases_moving = sum(1 for a, b in zip(cases_was, cases_now, strict=True) if a != b)
     low, high = options.households_min, options.households_max
     a = grid_stats(before_scope, households_before, low=low, high=high)

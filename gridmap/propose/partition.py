@@ -30,9 +30,9 @@ W_STRADDLE = 1.5  # per metre of road or river left inside one grid
 W_ESTATE = 2.0  # extra per metre of boundary cutting through an estate divided by buildings
 W_BALANCE = 0.002  # per squared household away from the target
 MAX_PASSES = 12
-# Room a plan leaves every group from the ends of the range (a share of 40 households), and what a plan needing
-# less room is charged: whole buildings rarely add up to a plan cut to the household.
-MARGINS = ((1.0, 0.0), (0.6, 25.0), (0.25, 60.0), (0.0, 120.0))
+# Room a plan should leave every grid from the ends of the range (whole buildings rarely add up to a plan cut to
+# the household), and what each household of room missing counts against it.
+MARGIN_PRICE = 3.0
 SPLIT_PENALTY = 150.0
 
 
@@ -320,17 +320,23 @@ def _solve_flows(
     sums: Sequence[float],
     pairs: Sequence[tuple[int, int]],
     bounds: Sequence[tuple[float, float]],
+    ranged: set[int],
     target: float,
     capacities: dict[tuple[int, int], float] | None = None,
-) -> tuple[float, dict[tuple[int, int], float]] | None:
+    room: float = 0.0,
+) -> tuple[float, float, dict[tuple[int, int], float]] | None:
+    """Solve the flow LP: the fewest households moved so every group ends within its bounds, the `ranged` ones
+    also keeping a common room m ≤ `room` from both ends (paid MARGIN_PRICE per household of room missing);
+    return (households moved, room kept, flows) or None when impossible."""
     from scipy.optimize import linprog
 
     groups = len(sums)
     edges = [(a, b) for a, b in pairs] + [(b, a) for a, b in pairs]
     n_flow = len(edges)
     balanced = [g for g in range(groups) if bounds[g][1] > 0]
-    n = n_flow + 2 * len(balanced)
-    cost = np.concatenate([np.ones(n_flow), np.full(2 * len(balanced), 0.01)])
+    margin_at = n_flow + 2 * len(balanced)
+    n = margin_at + 1
+    cost = np.concatenate([np.ones(n_flow), np.full(2 * len(balanced), 0.01), [-MARGIN_PRICE]])
     a_ub, b_ub, a_eq, b_eq = [], [], [], []
     for g in range(groups):
         net = np.zeros(n)  # inflow − outflow of group g
@@ -340,9 +346,12 @@ def _solve_flows(
             if a == g:
                 net[e] -= 1
         low, high = bounds[g]
-        a_ub.append(-net)
+        lower, upper = -net, net.copy()
+        if g in ranged:
+            lower[margin_at] = upper[margin_at] = 1.0
+        a_ub.append(lower)
         b_ub.append(sums[g] - low)
-        a_ub.append(net)
+        a_ub.append(upper)
         b_ub.append(high - sums[g])
         if g in balanced:
             row = net.copy()
@@ -357,13 +366,13 @@ def _solve_flows(
         b_ub=np.array(b_ub),
         A_eq=np.array(a_eq) if a_eq else None,
         b_eq=np.array(b_eq) if b_eq else None,
-        bounds=[(0, (capacities or {}).get(edge)) for edge in edges] + [(0, None)] * (n - n_flow),
+        bounds=[(0, (capacities or {}).get(edge)) for edge in edges] + [(0, None)] * (n - n_flow - 1) + [(0, room)],
         method="highs",
     )
     if result.status != 0:
         return None
     flows = {edges[e]: float(result.x[e]) for e in range(n_flow) if result.x[e] > 1e-6}
-    return float(result.x[:n_flow].sum()), flows
+    return float(result.x[:n_flow].sum()), float(result.x[margin_at]), flows
 
 
 def plan_flows(
@@ -399,7 +408,7 @@ def flow_plans(
     restructure: bool = True,
 ) -> list[FlowPlan]:
     """Return every balancing tried that works, best first: by households moved, a plan that needs some group
-    closer to an end of the range counting more (MARGINS) (units come in whole buildings) and each new grid
+    closer to an end of the range counting more (MARGIN_PRICE) (units come in whole buildings) and each new grid
     SPLIT_PENALTY more (a grid carved out of another is rarely compact)."""
     free = [g for g in range(len(sums)) if g not in fixed]
     total = sum(sums[g] for g in free)
@@ -419,19 +428,16 @@ def flow_plans(
         for count in range(1, smallest - k + 1):
             options += [([], list(c)) for c in _first_combinations(by_size[::-1], count, 4)]
     if restructure and smallest <= k - 1 <= largest:
-        options += [([g], []) for g in by_size[:3]]
+        options += [([g], []) for g in by_size[:2]]
     if restructure and smallest <= k + 1 <= largest:
-        options += [([], [g]) for g in by_size[::-1][:2]]
+        options += [([], [g]) for g in by_size[::-1][:1]]
     found: list[FlowPlan] = []
     for dissolved, splits in options:
         if len(free) - len(dissolved) + len(splits) not in range(max(smallest, 1), largest + 1):
             continue
-        for share, penalty in MARGINS:
-            plan = _try_plan(sums, pairs, fixed, dissolved, splits, low, high, target, margin * share, capacities)
-            if plan is not None:
-                plan.score = plan.cost + penalty + SPLIT_PENALTY * len(splits)
-                found.append(plan)
-                break
+        plan = _try_plan(sums, pairs, fixed, dissolved, splits, low, high, target, margin, capacities)
+        if plan is not None:
+            found.append(plan)
     found.sort(key=lambda plan: plan.score)
     return found
 
@@ -447,19 +453,21 @@ def _try_plan(sums, pairs, fixed, dissolved, splits, low, high, target, margin, 
     all_sums = list(sums) + [0.0] * len(splits)
     all_pairs = {p for p in pairs if p[0] not in fixed and p[1] not in fixed}
     all_pairs |= {(source, len(sums) + i) for i, source in enumerate(splits)}
-    bounds = []
+    bounds, ranged = [], set()
     for g in range(groups):
         if g in fixed:
             bounds.append((sums[g], sums[g]))
         elif g in dissolved:
             bounds.append((0.0, 0.0))
         else:
-            bounds.append((low + margin, high - margin))
-    solved = _solve_flows(all_sums, sorted(all_pairs), bounds, target, capacities)
+            bounds.append((low, high))
+            ranged.add(g)
+    solved = _solve_flows(all_sums, sorted(all_pairs), bounds, ranged, target, capacities, room=margin)
     if solved is None:
         return None
-    cost, flows = solved
-    return FlowPlan(cost, flows, list(dissolved), list(splits))
+    cost, room, flows = solved
+    score = cost + MARGIN_PRICE * (margin - room) + SPLIT_PENALTY * len(splits)
+    return FlowPlan(cost, flows, list(dissolved), list(splits), score)
 
 
 # ---- carrying the plan out -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ neighbour is left). Dedicated (专属) grids are never redrawn: the households r
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ MAX_FOOTPRINT_POINTS = 48
 MIN_SHARED_M = 0.5  # grids sharing less boundary than this are not neighbours
 GROW_SAVING = 20  # households fewer to move that make taking in one more neighbour worth it
 GROW_AT_ONCE = 3
+GROW_POOL = {2: 5, 3: 4}  # how many of the best single neighbours pairs and triples are drawn from
 PER_NEIGHBOUR = 10  # what taking in one more neighbour counts against a plan, in households
 PLANS_TRIED = 3  # balancings tried, best first, until one leaves every grid in range
 
@@ -144,6 +146,7 @@ def plan_community(
     if not options.keep_good:
         bad = {g["code"] for g in grids if g.get("kind") != DEDICATED}
     growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad
+    balance = _Grids(neighbours, households, options)
     solved: dict[frozenset, _Solution] = {}
     added: list[str] = []
     for _ in range(len(grids) + 1):
@@ -152,14 +155,14 @@ def plan_community(
             key = frozenset(component)
             if key in solved:
                 continue
-            growth = _growth(component, growable - bad, neighbours, households, options)
+            growth = balance.growth(component, growable - bad)
             if growth:
                 bad.update(growth)
                 added += growth
                 grown = True
                 break
             solution = _solve(community, grids, component, buildings, frame, options, barriers)
-            candidate = _grow_choice(component, growable - bad, neighbours, households, options)
+            candidate = balance.grow_choice(component, growable - bad)
             if solution.failures and candidate is not None and len(added) < options.max_added * max(1, len(solved) + 1):
                 bad.add(candidate)
                 added.append(candidate)
@@ -241,63 +244,85 @@ def _components(codes: set[str], neighbours: dict[str, dict[str, float]]) -> lis
     return pieces
 
 
-def _lp(component: set[str], neighbours, households, options, extra: str | None = None):
-    members = sorted(component | ({extra} if extra else set()))
-    position = {c: i for i, c in enumerate(members)}
-    pairs = {
-        (position[a], position[b])
-        for a in members
-        for b in neighbours[a]
-        if b in position and position[a] < position[b]
-    }
-    sums = [float(households.get(c, 0)) for c in members]
-    return p.plan_flows(sums, pairs, low=options.households_min, high=options.households_max, target=options.target)
+@dataclass
+class _Grids:
+    """A community's grids as the balancing sees them: neighbours, households, and the flow plans tried."""
 
+    neighbours: dict[str, dict[str, float]]
+    households: dict
+    options: object
+    plans: dict = field(default_factory=dict)
 
-def _growth(component: set[str], candidates: set[str], neighbours, households, options) -> list[str]:
-    """Return the neighbouring good grids (up to GROW_AT_ONCE) worth taking in: the region cannot balance
-    without them, or can only by moving clearly more households (a split or a dissolved grid where shifting
-    boundaries into a few neighbours would do). Empty when the region is best as it is."""
-    from itertools import combinations
+    def plan(self, members) -> p.FlowPlan | None:
+        """Return the best balancing of a region made of these grids (cached), or None."""
+        key = tuple(sorted(members))
+        if key not in self.plans:
+            position = {c: i for i, c in enumerate(key)}
+            pairs = {
+                (position[a], position[b])
+                for a in key
+                for b in self.neighbours[a]
+                if b in position and position[a] < position[b]
+            }
+            self.plans[key] = p.plan_flows(
+                [float(self.households.get(c, 0)) for c in key],
+                pairs,
+                low=self.options.households_min,
+                high=self.options.households_max,
+                target=self.options.target,
+            )
+        return self.plans[key]
 
-    touching = sorted({n for c in component for n in neighbours[c] if n in candidates})
-    alone = _lp(component, neighbours, households, options)
-    best: tuple[float, int, list[str]] | None = None
-    for size in range(1, GROW_AT_ONCE + 1):
-        for extra in combinations(touching, size):
-            plan = _lp(component | set(extra), neighbours, households, options)
-            if plan is None:
-                continue
-            key = (plan.score + PER_NEIGHBOUR * size, size, list(extra))
-            if best is None or key < best:
-                best = key
-        if best is not None and alone is None:
-            break  # the fewest neighbours that make it balance
-    if best is None:
-        return []
-    if alone is not None and best[0] >= alone.score - max(GROW_SAVING, 0.1 * alone.score):
-        return []
-    return best[2]
+    def touching(self, component: set[str], candidates: set[str]) -> list[str]:
+        """Return the candidate grids sharing an edge with the component."""
+        return sorted({n for c in component for n in self.neighbours[c] if n in candidates})
 
+    def growth(self, component: set[str], candidates: set[str]) -> list[str]:
+        """Return the neighbouring good grids (up to GROW_AT_ONCE) worth taking in: the region cannot balance
+        without them, or can only by moving clearly more households (a split or a dissolved grid where shifting
+        boundaries into a few neighbours would do). Empty when the region is best as it is."""
+        from itertools import combinations
 
-def _grow_choice(component: set[str], candidates: set[str], neighbours, households, options) -> str | None:
-    """Pick the neighbouring good grid whose joining gives the cheapest balancing (or, when none balances,
-    brings the region's total closest to a whole number of grids)."""
-    touching = sorted({n for c in component for n in neighbours[c] if n in candidates})
-    if not touching:
-        return None
-    best, best_key = None, None
-    total = sum(households.get(c, 0) for c in component)
-    for code in touching:
-        plan = _lp(component, neighbours, households, options, extra=code)
-        shared = sum(neighbours[code].get(c, 0.0) for c in component)
-        if plan is not None:
-            key = (0, plan.cost, -shared, code)
-        else:
-            key = (1, _distance_to_feasible(total + households.get(code, 0), options), -shared, code)
-        if best_key is None or key < best_key:
-            best, best_key = code, key
-    return best
+        touching = self.touching(component, candidates)
+        alone = self.plan(component)
+        best: tuple[float, int, list[str]] | None = None
+        singles: list[tuple[float, str]] = []
+        for size in range(1, GROW_AT_ONCE + 1):
+            # Pairs and triples are drawn from the neighbours that did best alone, to keep the LPs few.
+            pool = touching if size == 1 else [code for _, code in sorted(singles)[: GROW_POOL[size]]]
+            for extra in combinations(pool, size):
+                plan = self.plan(component | set(extra))
+                score = math.inf if plan is None else plan.score
+                if size == 1:
+                    singles.append((score, extra[0]))
+                if plan is None:
+                    continue
+                key = (score + PER_NEIGHBOUR * size, size, list(extra))
+                if best is None or key < best:
+                    best = key
+            if best is not None and alone is None:
+                break  # the fewest neighbours that make it balance
+        if best is None:
+            return []
+        if alone is not None and best[0] >= alone.score - max(GROW_SAVING, 0.1 * alone.score):
+            return []
+        return best[2]
+
+    def grow_choice(self, component: set[str], candidates: set[str]) -> str | None:
+        """Pick the neighbouring good grid whose joining gives the best balancing (or, when none balances,
+        brings the region's total closest to a whole number of grids)."""
+        best, best_key = None, None
+        total = sum(self.households.get(c, 0) for c in component)
+        for code in self.touching(component, candidates):
+            plan = self.plan(component | {code})
+            shared = sum(self.neighbours[code].get(c, 0.0) for c in component)
+            if plan is not None:
+                key = (0, plan.score, -shared, code)
+            else:
+                key = (1, _distance_to_feasible(total + self.households.get(code, 0), self.options), -shared, code)
+            if best_key is None or key < best_key:
+                best, best_key = code, key
+        return best
 
 
 def _distance_to_feasible(total: float, options) -> float:
