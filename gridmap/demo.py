@@ -568,6 +568,7 @@ def write_gazetteer(outdir: Path, district: dict[str, gpd.GeoDataFrame] | None =
 
 # ---- demo buildings (the household register) -------------------------------------------------------------
 _ESTATE_SHARE = (0.3, 0.55)  # share of a comprehensive grid's households living in its estate
+_ESTATE_MAX = 280  # households of the largest estate: the old walk-up compounds of an inner district are small
 
 
 def generate_buildings(
@@ -578,7 +579,8 @@ def generate_buildings(
     A comprehensive grid holds its estate (小区: the gazetteer's buildings of that estate, by name, standing
     together in a walled compound somewhere inside the grid) and 6–12 loose buildings (散居楼, street-front
     buildings) around it; a dedicated grid with residents holds 1–3 dormitory buildings. An estate's compound
-    covers about its share of the grid's households. Codes are the community code + 4 digits.
+    covers about its share of the grid's households (30–55 %, at most 280 households). Codes are the community
+    code + 4 digits.
     """
     rng = np.random.default_rng(seed + 2)
     grids = district["grid"].reset_index(drop=True)
@@ -607,7 +609,7 @@ def generate_buildings(
             shares = _split(households, rng.uniform(0.6, 1.4, size=count))
         else:
             named = estate_names.get(index, [])
-            share = rng.uniform(*_ESTATE_SHARE)
+            share = min(rng.uniform(*_ESTATE_SHARE), _ESTATE_MAX / max(households, 1))
             compound = _compound(polygon, share, rng)
             loose = int(rng.integers(6, 13))
             around = polygon.difference(compound.buffer(_metres(12)))

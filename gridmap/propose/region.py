@@ -437,18 +437,23 @@ def _divide(region, atoms: list[_Atom], buildings, component, frame, options, ba
                 entry[1] += barrier
     units, unit_of = _units(atoms, atom_neighbours, options)
     problem = _problem(units, atoms, atom_neighbours, unit_of, frame, options, sorted(component))
-    start = _start(problem, units, atoms, sorted(component), options, rng)
-    state, best_key = start, None
-    for plan in [*p.first_plans(problem, start)[:PLANS_TRIED], None][: max(1, PLANS_TRIED)]:
-        trial = p.State(labels=start.labels.copy(), identity=list(start.identity))
-        trial.refresh(problem)
-        p.balance(problem, trial, np.random.default_rng(rng.integers(2**32)), plan)
-        trial.refresh(problem)
-        key = (p.failures(problem, trial), p.total_cost(problem, trial))
-        if best_key is None or key < best_key:
-            state, best_key = trial, key
-        if key[0] == 0:
+    state, best_key = None, None
+    # The chosen method first; when it leaves a grid out of range, the other one, and fresh starts from k-means.
+    methods = [options.method, *(m for m in ("repair", "rebuild", "rebuild", "rebuild") if m != options.method)]
+    for attempt, method in enumerate(methods):
+        if attempt and best_key[0] == 0:
             break
+        start = _start(problem, units, atoms, sorted(component), options, rng, method=method)
+        for plan in [*p.first_plans(problem, start)[:PLANS_TRIED], None][: max(1, PLANS_TRIED)]:
+            trial = p.State(labels=start.labels.copy(), identity=list(start.identity))
+            trial.refresh(problem)
+            p.balance(problem, trial, np.random.default_rng(rng.integers(2**32)), plan)
+            trial.refresh(problem)
+            key = (p.failures(problem, trial), p.total_cost(problem, trial))
+            if best_key is None or key < best_key:
+                state, best_key = trial, key
+            if key[0] == 0:
+                break
     live = [g for g in range(len(state.identity)) if state.members[g]]
     renumber = {g: i for i, g in enumerate(live)}
     groups: list[list[int]] = [[] for _ in live]
@@ -536,10 +541,10 @@ def _problem(units, atoms, atom_neighbours, unit_of, frame, options, old_codes) 
     )
 
 
-def _start(problem: p.Problem, units, atoms, old_codes: list[str], options, rng) -> p.State:
+def _start(problem: p.Problem, units, atoms, old_codes: list[str], options, rng, *, method: str) -> p.State:
     """The division the flow plan starts from: the old grids (repair) or balanced k-means (rebuild)."""
     free = [u for u in range(problem.size) if not problem.fixed[u]]
-    if options.method == "rebuild" and free:
+    if method == "rebuild" and free:
         total = problem.households[free].sum()
         k = max(1, round(total / options.target))
         k = min(max(k, int(np.ceil(total / options.households_max))), max(1, int(total // options.households_min)))
@@ -581,7 +586,7 @@ def _start(problem: p.Problem, units, atoms, old_codes: list[str], options, rng)
     state = p.State(labels=labels.astype(int), identity=identity)
     state.refresh(problem)
     p.make_contiguous(problem, state)
-    if options.method == "rebuild":
+    if method == "rebuild":
         state.identity = p.identities(problem, state.labels, len(state.identity))
     state.refresh(problem)
     return state
