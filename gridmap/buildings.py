@@ -398,7 +398,7 @@ def apply_to_frame(store, edition: str, frame):
 
 
 # ---- the map layer ------------------------------------------------------------------------------------------
-def map_layer(store, edition: str, user, *, grid_labels: Mapping[str, list[float]]) -> dict:
+def map_layer(store, edition: str, user, *, grid_labels: Mapping[str, list[float]], to_gcj02: bool = False) -> dict:
     """Return the buildings layer of the map as GeoJSON points, as the user may see it.
 
     Roles in SEES_BUILDINGS get each building in their scope (code, name, estate, households, population,
@@ -446,4 +446,10 @@ def map_layer(store, edition: str, user, *, grid_labels: Mapping[str, list[float
                 "properties": {"grid_code": grid, "buildings": number, "households": households},
             }
         )
+    if to_gcj02 and features:
+        # An Amap basemap is drawn in GCJ-02: shift the points so they land on it, as the other layers do.
+        xy = np.array([f["geometry"]["coordinates"] for f in features], dtype=float)
+        lon, lat = crs_rules.wgs84_to_gcj02(lon=xy[:, 0], lat=xy[:, 1])
+        for feature, x, y in zip(features, np.asarray(lon).tolist(), np.asarray(lat).tolist(), strict=True):
+            feature["geometry"]["coordinates"] = [round(x, 6), round(y, 6)]
     return {"type": "FeatureCollection", "edition": edition, "detail": detail, "features": features}

@@ -106,9 +106,11 @@ def grid_feature(area: Mapping) -> dict:
 
 def draft_features(store: Store, edition: str) -> dict:
     """Return every grid of an edition as a FeatureCollection with versions, for the editor."""
+    from gridmap import buildings
+
     store.get_edition(edition)
     versions = store.area_versions(edition)
-    frame = store.areas(edition, "grid")
+    frame = buildings.apply_to_frame(store, edition, store.areas(edition, "grid"))
     features = []
     for row in frame.itertuples(index=False):
         area = {**row._asdict(), "geometry": row.geometry, "version": versions.get(row.code, 1)}

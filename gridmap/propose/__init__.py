@@ -247,6 +247,77 @@ def read_barriers(path) -> list:
     return lines
 
 
+def parse_barriers(value) -> list:
+    """Turn GeoJSON lines (a geometry, a Feature or a FeatureCollection) into lon/lat LineStrings."""
+    from collections.abc import Mapping
+
+    from shapely.geometry import shape
+
+    from gridmap import crs as crs_rules
+
+    if not isinstance(value, Mapping) or "type" not in value:
+        raise InvalidInput("barriers must be GeoJSON: a LineString, MultiLineString, Feature or FeatureCollection")
+    if value["type"] == "FeatureCollection":
+        geometries = [f.get("geometry") if isinstance(f, Mapping) else None for f in value.get("features") or []]
+    elif value["type"] == "Feature":
+        geometries = [value.get("geometry")]
+    else:
+        geometries = [value]
+    lines = []
+    for number, geometry in enumerate(geometries, start=1):
+        try:
+            line = shape(geometry)
+        except Exception:  # shapely raises several types for malformed GeoJSON
+            raise InvalidInput(f"barrier {number} is not valid GeoJSON") from None
+        if line.geom_type not in ("LineString", "MultiLineString") or line.is_empty:
+            raise InvalidInput(f"barrier {number} is a {line.geom_type}; barriers are lines")
+        crs_rules.check_bounds(*line.bounds, where=f"barrier {number}")
+        lines += [g for g in shapely.get_parts(line) if g.length > 0]
+    return lines
+
+
+def request_options(body, settings) -> tuple[dict, ProposeOptions, list]:
+    """Read a JSON request: ({community | street | whole}, options, barriers), every value checked."""
+    from collections.abc import Mapping
+
+    if not isinstance(body, Mapping):
+        raise InvalidInput("send a JSON object")
+
+    def whole_number(key: str, default):
+        value = body.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise InvalidInput(f"{key} must be a whole number, not {value!r}")
+        return int(value)
+
+    def text(key: str) -> str | None:
+        value = body.get(key)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str) or len(value) > 32:
+            raise InvalidInput(f"{key} must be an area code")
+        return value
+
+    for key in ("keep_good", "all"):
+        if key in body and not isinstance(body[key], bool):
+            raise InvalidInput(f"{key} must be true or false")
+    target = body.get("target")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
+        raise InvalidInput(f"target must be a number, not {target!r}")
+    scope = {"community": text("community"), "street": text("street"), "whole": bool(body.get("all", False))}
+    options = ProposeOptions(
+        households_min=whole_number("min", settings.households_min),
+        households_max=whole_number("max", settings.households_max),
+        target_households=float(target) if target is not None else None,
+        keep_good=body.get("keep_good", True),
+        seed=whole_number("seed", 0),
+        method=body.get("method", "repair"),
+    )
+    barriers = parse_barriers(body["barriers"]) if body.get("barriers") is not None else []
+    return scope, options, barriers
+
+
 def propose(
     store,
     *,

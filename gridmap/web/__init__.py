@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False
     app.extensions["gridmap"] = AppState(settings=settings, store=Store.open(settings))
 
-    from gridmap.web import api, audit_views, auth, case_views, i18n, map_views, pages, plan_views
+    from gridmap.web import api, audit_views, auth, building_views, case_views, i18n, map_views, pages, plan_views
 
     i18n.init_i18n(app)
     auth.init_auth(app)
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(case_views.blueprint)
     app.register_blueprint(audit_views.blueprint)
     app.register_blueprint(plan_views.blueprint)
+    app.register_blueprint(building_views.blueprint)
     _register_error_mapper(app)
     return app
 
