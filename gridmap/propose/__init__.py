@@ -77,6 +77,8 @@ class Proposal:
     options: ProposeOptions
     seconds: float = 0.0
     figures: dict = field(default_factory=dict)
+    kept_geometries: dict = field(default_factory=dict)  # code → geometry of the scope's grids before
+    buildings: Sequence[dict] = ()
 
     @property
     def new_grids(self) -> list[NewGrid]:
@@ -142,8 +144,12 @@ def propose_plan(
         )
         for grid in plan.grids:
             grid.buildings = [inside[i]["position"] for i in grid.buildings]
+        plan.buildings = [b["position"] for b in inside]
         plans.append(plan)
-    return Proposal(communities=plans, options=options, seconds=time.perf_counter() - started)
+    proposal = Proposal(communities=plans, options=options, seconds=time.perf_counter() - started)
+    proposal.kept_geometries = {row["code"]: row["geometry"] for row in grid_rows}
+    proposal.buildings = buildings
+    return proposal
 
 
 def _old_grids(index, buildings: Sequence[dict]) -> list[str | None]:
@@ -166,6 +172,43 @@ def number_grids(proposal: Proposal, next_codes: Callable[[str, int], list[str]]
         for grid in plan.grids:
             if grid.continues is not None:
                 grid.code = grid.continues
+    settle(proposal)
+
+
+def settle(proposal: Proposal) -> None:
+    """Count every new grid's buildings by THE rule now that codes decide ties on shared edges, and list the
+    grids left outside the range (a building exactly on an edge goes to the lowest code, like any point)."""
+    from gridmap import assign
+
+    low, high = proposal.options.households_min, proposal.options.households_max
+    for plan in proposal.communities:
+        plan.exceptions = [e for e in plan.exceptions if e["kind"] != "out_of_range"]
+        if not plan.grids:
+            continue
+        codes = [*plan.kept, *(g.code for g in plan.grids)]
+        geometries = [*(proposal.kept_geometries[c] for c in plan.kept), *(g.geometry for g in plan.grids)]
+        index = assign.GridIndex.build(codes, geometries)
+        mine = [proposal.buildings[i] for i in plan.buildings]
+        located = index.locate_many([b["lon"] for b in mine], [b["lat"] for b in mine], nearest=False).grid_codes()
+        by_grid: dict[str | None, list[int]] = {}
+        for position, code in zip(plan.buildings, located, strict=True):
+            by_grid.setdefault(code, []).append(position)
+        for grid in plan.grids:
+            grid.buildings = sorted(by_grid.get(grid.code, []))
+            rows = [proposal.buildings[i] for i in grid.buildings]
+            grid.households = sum(b["households"] for b in rows)
+            people = [b.get("population") for b in rows]
+            grid.population = None if any(v is None for v in people) else sum(people)
+            if grid.huge is None and not low <= grid.households <= high:
+                plan.exceptions.append(
+                    {
+                        "kind": "out_of_range",
+                        "grid": grid.code,
+                        "households": grid.households,
+                        "detail": f"grid {grid.code} has {grid.households} households and could not be brought into "
+                        f"{low}–{high} with its neighbours",
+                    }
+                )
 
 
 def _reading_order(grids: list[NewGrid]) -> list[NewGrid]:

@@ -114,7 +114,10 @@ def build_cells(region, sites: np.ndarray, frame: Frame, barriers: Sequence = ()
         metric = frame.metric(sites[inside])
         envelope = frame.to_metric(block).envelope.buffer(1000.0)
         diagram = shapely.voronoi_polygons(shapely.MultiPoint(metric), extend_to=envelope, ordered=True)
-        cells = frame.to_lonlat(np.asarray(shapely.get_parts(diagram)))
+        # Co-circular buildings (a regular lattice) give Voronoi vertices that coincide; mapped back to lon/lat
+        # such a cell can touch itself, so it is made valid before clipping (in lon/lat, so the block's own
+        # vertices, which its neighbours share, are kept bit for bit).
+        cells = shapely.make_valid(frame.to_lonlat(np.asarray(shapely.get_parts(diagram))))
         clipped = shapely.intersection(cells, block)
         for site, cell in zip(inside.tolist(), clipped.tolist(), strict=True):
             parts = [p for p in shapely.get_parts(cell) if p.geom_type == "Polygon" and p.area > 0]

@@ -30,6 +30,7 @@ W_STRADDLE = 1.5  # per metre of road or river left inside one grid
 W_ESTATE = 2.0  # extra per metre of boundary cutting through an estate divided by buildings
 W_BALANCE = 0.002  # per squared household away from the target
 MAX_PASSES = 12
+BARRIER_SLACK = 60.0  # households a split along a road or river may miss the amount by and still be preferred
 # Room a plan should leave every grid from the ends of the range (whole buildings rarely add up to a plan cut to
 # the household), and what each household of room missing counts against it.
 MARGIN_PRICE = 3.0
@@ -581,10 +582,45 @@ def _carve(problem: Problem, state: State, source: int, new: int, amount: float)
         score = abs(total - amount)
         if best is None or score < best[0]:
             best = (score, taken)
+    along = _barrier_cut(problem, units, amount, state.members[source] - members)
+    if along is not None and (best is None or along[0] <= max(BARRIER_SLACK, best[0])):
+        best = along  # a cut along a road or river, when it divides the households about as well
     if best is None:
         return
     for unit in best[1]:
         state.move(problem, unit, new)
+
+
+def _barrier_cut(problem: Problem, units: list[int], amount: float, others: set[int]):
+    """Return (|households − amount|, units) of the best new group made of whole blocks between barriers."""
+    from itertools import combinations
+
+    members = set(units)
+    blocks, remaining = [], set(units)
+    while remaining:
+        start = min(remaining)
+        block, queue = {start}, deque([start])
+        remaining.discard(start)
+        while queue:
+            for other, (plain, _barrier, _estate) in problem.neighbours[queue.popleft()].items():
+                if other in remaining and plain > 0.5:
+                    remaining.discard(other)
+                    block.add(other)
+                    queue.append(other)
+        blocks.append(block)
+    if not 1 < len(blocks) <= 8:
+        return None
+    best = None
+    for size in range(1, len(blocks)):
+        for chosen in combinations(range(len(blocks)), size):
+            taken = set().union(*(blocks[i] for i in chosen))
+            rest = members - taken
+            if not connected(problem, taken) or not connected(problem, rest | others):
+                continue
+            gap = abs(float(problem.households[list(taken)].sum()) - amount)
+            if best is None or gap < best[0]:
+                best = (gap, sorted(taken))
+    return best
 
 
 # ---- the whole balancing -------------------------------------------------------------------------------------

@@ -57,6 +57,7 @@ class CommunityPlan:
     redrawn: list[str] = field(default_factory=list)
     grids: list[NewGrid] = field(default_factory=list)
     added: list[str] = field(default_factory=list)  # good grids taken in so the region could balance
+    buildings: list[int] = field(default_factory=list)  # positions (in the list handed in) of its buildings
     exceptions: list[dict] = field(default_factory=list)
     note: str | None = None
 
@@ -369,7 +370,11 @@ def _solve(community, grids, component: set[str], buildings, frame, options, bar
             len(groups),
         )
         used = {atom_group[i] for i in keep}
-        if any(outlines[g].geom_type != "Polygon" for g in used):
+        covered = sum(outlines[g].area for g in used)
+        if (
+            any(outlines[g].geom_type != "Polygon" for g in used)
+            or abs(covered - region_left.area) > 1e-9 * region.area
+        ):
             unchanged = set()  # the rest does not divide cleanly around the kept grid: redraw it too
     if not unchanged:
         outlines = _outlines(region, atoms, atom_group, buildings, frame, barriers, len(groups))
@@ -387,16 +392,6 @@ def _solve(community, grids, component: set[str], buildings, frame, options, bar
                     "households": grid.households,
                     "detail": f"building {grid.huge} alone has {grid.households} households "
                     f"(> {options.households_max}): a grid of its own",
-                }
-            )
-        elif not options.households_min <= grid.households <= options.households_max:
-            exceptions.append(
-                {
-                    "kind": "out_of_range",
-                    "households": grid.households,
-                    "sources": sorted(grid.sources),
-                    "detail": f"a grid of {grid.households} households could not be brought into "
-                    f"{options.households_min}–{options.households_max} with its neighbours",
                 }
             )
         new_grids.append(grid)
@@ -664,7 +659,8 @@ def _new_grid(geometry, members: list[int], atoms: list[_Atom], buildings) -> Ne
 
 
 def _continuations(new_grids: list[NewGrid], component: set[str], buildings) -> None:
-    """A new grid keeps an old code when it holds most of that grid's households and they are most of its own."""
+    """A new grid keeps an old code when it holds at least half of that grid's households and they are most of
+    its own (of two equal halves, the first in order of size keeps it)."""
     old_totals: dict[str, int] = defaultdict(int)
     for b in buildings:
         if b["grid"] in component:
@@ -674,7 +670,7 @@ def _continuations(new_grids: list[NewGrid], component: set[str], buildings) -> 
         for code, count in sorted(grid.sources.items(), key=lambda item: (-item[1], item[0])):
             if code in taken:
                 continue
-            if count * 2 > old_totals[code] and count * 2 > grid.households:
+            if count * 2 >= old_totals[code] and count * 2 > grid.households:
                 grid.continues = code
                 taken.add(code)
             break
