@@ -244,7 +244,7 @@ def prepare_buildings(
     seen: dict[str, int] = {}
     for number, raw in rows:
         if columns is None:
-            columns = header_map(raw.keys())
+            columns, columns_of = header_map(raw.keys()), raw.keys()
             missing = [f for f in ("code", "households") if f not in columns]
             if missing:
                 raise InvalidInput(
@@ -254,11 +254,14 @@ def prepare_buildings(
                     + ", ".join(str(k) for k in raw)
                 )
         where = f"{filename}: row {number}"
+        # GeoJSON features carry their own keys (a point has lon/lat, a footprint has none): map each row's own.
+        row_columns = columns if len(raw) == len(columns_of) and raw.keys() == columns_of else header_map(raw.keys())
         try:
-            row = normalise_row(raw, columns, where=where, coordinates_crs=coordinates_crs)
+            row = normalise_row(raw, row_columns, where=where, coordinates_crs=coordinates_crs)
             if row["code"] in seen:
+                first = seen[row["code"]]
                 raise InvalidInput(
-                    f"{where}: code {row['code']} appears twice in the file (first in row {seen[row['code']]})"
+                    f"{where} ({row['code']}): the code appears twice in the file (first in row {first})"
                 )
             if row["lon"] is None:
                 _place(row, geocoder, where=f"{where} ({row['code']})")

@@ -324,7 +324,7 @@
       const drawn = fresh + report.communities.reduce((n, c) => n + c.continued.length, 0);
       const values = { redrawn, drawn, new: fresh, before: (f.out_of_range || {}).before, after: (f.out_of_range || {}).after, moving: f.households_moving };
       const box = document.getElementById("propose-result");
-      const lines = [form.dataset.done.replace(/%\((\w+)\)s/g, (_, key) => String(values[key] ?? "—"))];
+      const lines = [form.dataset.done.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? "—"))];
       if (report.exceptions.length) lines.push(form.dataset.exceptions);
       for (const exception of report.exceptions) lines.push(`  ${exception.community}: ${exception.detail}`);
       box.replaceChildren(...lines.map((line) => {
