@@ -140,16 +140,27 @@ def _version(value) -> int:
 # ---- reading ----------------------------------------------------------------------------------------------
 def grid_feature(area: Mapping) -> dict:
     """Return one area as a GeoJSON Feature with its version."""
-    properties = {k: area.get(k) for k in ("code", "name", "parent_code", "kind", "households", "population", "staff")}
+    properties = {
+        k: _plain(area.get(k)) for k in ("code", "name", "parent_code", "kind", "households", "population", "staff")
+    }
     properties["version"] = area.get("version", 1)
     return {"type": "Feature", "properties": properties, "geometry": mapping(area["geometry"])}
 
 
+def _plain(value):
+    # A frame turns a column of whole numbers with a missing one into floats with NaN: JSON wants null and ints.
+    if isinstance(value, float):
+        return None if value != value else int(value) if value.is_integer() else value
+    return value.item() if hasattr(value, "item") else value
+
+
 def draft_features(store: Store, edition: str) -> dict:
     """Return every grid of an edition as a FeatureCollection with versions, for the editor."""
+    from gridmap import buildings
+
     store.get_edition(edition)
     versions = store.area_versions(edition)
-    frame = store.areas(edition, "grid")
+    frame = buildings.apply_to_frame(store, edition, store.areas(edition, "grid"))
     features = []
     for row in frame.itertuples(index=False):
         area = {**row._asdict(), "geometry": row.geometry, "version": versions.get(row.code, 1)}

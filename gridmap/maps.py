@@ -64,6 +64,7 @@ PAGE_TEXT = (
     "comprehensive", "dedicated",
     "Location", "Location to check", "to check",
     "Before: with the report", "While handling", "After: result",
+    "Buildings", "{name} · {households} households", "{buildings} buildings · {households} households",
 )  # fmt: skip
 AGE_CHOICES = {  # name → (min days, max days) since the case was reported
     "1d": (0, 1),

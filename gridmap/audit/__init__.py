@@ -203,8 +203,11 @@ def _edition_name(store, edition: str | None) -> str:
 
 
 def _load(store, edition: str | None):
+    from gridmap import buildings
+
     name = _edition_name(store, edition)
-    return name, store.areas(name)
+    # Where the register has buildings, a grid's households and population are those of its buildings.
+    return name, buildings.apply_to_frame(store, name, store.areas(name))
 
 
 def audit_edition(store, edition: str | None = None, *, user=None, **options) -> dict:

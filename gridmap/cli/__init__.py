@@ -254,7 +254,7 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 @click.option("--closed-cases", type=click.IntRange(0), default=0, help="Also generate this many closed cases.")
 @with_store
 def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, closed_cases: int) -> None:
-    """Load the generated demo district (12 streets, 175 communities, 1,464 grids) as the current edition."""
+    """Load the generated demo district (12 streets, 175 communities, 1,464 grids, their buildings) as current."""
     from gridmap import boundaries, geocode
     from gridmap import demo as demo_data
 
@@ -265,6 +265,12 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
     click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
     entries = geocode.load_gazetteer(store, demo_data.demo_boundary_dir() / demo_data.GAZETTEER_FILE)
     click.echo(f"loaded the demo gazetteer: {entries} addresses")
+    register = demo_data.demo_buildings()
+    written = store.save_buildings(register)
+    click.echo(
+        f"loaded the demo buildings: {len(register)} buildings, {sum(b['households'] for b in register)} households "
+        f"({written['added']} new)"
+    )
     if not store.list_users():
         # The pages need a sign-in; a fixed default password would be a hole, so a random one is shown once.
         password = secrets.token_urlsafe(9)
@@ -551,7 +557,13 @@ def serve(
 
 
 # Registering commands from sibling modules needs `main` and `with_store` defined first.
-from gridmap.cli import attachment_commands, audit_commands, case_commands, map_commands  # noqa: E402, F401
+from gridmap.cli import (  # noqa: E402, F401
+    attachment_commands,
+    audit_commands,
+    building_commands,
+    case_commands,
+    map_commands,
+)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -313,6 +313,48 @@
     }
   }
 
+  // ---- proposals ----------------------------------------------------------------------------------------
+  // The server redraws the community (or street) of the selected grid in this draft; the page then shows the
+  // draft as it now is, and the audit and the comparison as after any edit.
+  async function propose(event) {
+    event.preventDefault();
+    const form = document.getElementById("propose");
+    if (selected.length < 1) return say(document.getElementById("propose-scope").textContent, true);
+    const community = layers.get(selected[selected.length - 1]).feature.properties.parent_code;
+    const streets = JSON.parse(form.dataset.streets || "{}");
+    const scope = event.submitter ? event.submitter.value : "community";
+    const body = { keep_good: form.elements.keep_good.checked };
+    for (const key of ["min", "max"]) if (form.elements[key].value !== "") body[key] = Number(form.elements[key].value);
+    if (scope === "street") body.street = streets[community];
+    else body.community = community;
+    form.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    try {
+      const report = await call("POST", `${base}/propose`, body);
+      selected = [];
+      await reload();
+      const f = report.figures || {};
+      const redrawn = report.communities.reduce((n, c) => n + c.redrawn.length, 0);
+      const fresh = report.communities.reduce((n, c) => n + c.new.length, 0);
+      const drawn = fresh + report.communities.reduce((n, c) => n + c.continued.length, 0);
+      const values = { redrawn, drawn, new: fresh, before: (f.out_of_range || {}).before, after: (f.out_of_range || {}).after, moving: f.households_moving };
+      const box = document.getElementById("propose-result");
+      const lines = [form.dataset.done.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? "—"))];
+      if (report.exceptions.length) lines.push(form.dataset.exceptions);
+      for (const exception of report.exceptions) lines.push(`  ${exception.community}: ${exception.detail}`);
+      box.replaceChildren(...lines.map((line) => {
+        const div = document.createElement("div");
+        div.textContent = line;
+        return div;
+      }));
+      box.dataset.redrawn = String(redrawn);
+      await afterEdit(lines[0]);
+    } catch (error) {
+      await failed(error);
+    } finally {
+      form.querySelectorAll("button").forEach((b) => { b.disabled = false; });
+    }
+  }
+
   async function activate(event) {
     event.preventDefault();
     const form = event.target;
@@ -404,6 +446,7 @@
       saveAttributes(selected[0], values, true);
     });
     document.getElementById("activate").addEventListener("submit", activate);
+    document.getElementById("propose").addEventListener("submit", propose);
   }
 
   async function reload() {

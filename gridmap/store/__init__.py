@@ -6,12 +6,13 @@ and GeoDataFrames; nothing above this package builds SQL.
 
 Each concern lives in its own module as a part of `Store`: `engine` (connection, transactions, schema),
 `editions` (editions, areas, drafts), `incidents`, `incident_import` (bulk imports), `attachments` (photo
-rows), `gazetteer`, `users`.
+rows), `gazetteer`, `users`, `buildings` (the household register).
 """
 
 from __future__ import annotations
 
 from .attachments import AttachmentStore
+from .buildings import BuildingStore
 from .editions import (
     AREA_FIELDS,
     EDITION_NAME_PATTERN,
@@ -40,5 +41,14 @@ __all__ = [
 ]
 
 
-class Store(EditionStore, AttachmentStore, IncidentStore, IncidentImportStore, GazetteerStore, UserStore, StoreBase):
+class Store(
+    EditionStore,
+    AttachmentStore,
+    IncidentStore,
+    IncidentImportStore,
+    GazetteerStore,
+    UserStore,
+    BuildingStore,
+    StoreBase,
+):
     """A connection to one gridmap database (SpatiaLite or PostGIS)."""

@@ -84,6 +84,7 @@ class AreaRecord:
     households: int | None = None
     population: int | None = None
     staff: int | None = None
+    version: int = 1  # a grid redrawn under its old code carries on from the version it replaces
 
 
 # Built once: these run on every lookup request, where building a statement costs as much as running it.
@@ -426,7 +427,7 @@ class EditionStore(StoreBase):
             for code, version, geometry, attributes in changes:
                 values = dict(attributes)
                 if geometry is not None:
-                    values["geom"] = _geom_value(geometry)
+                    values["geom"] = multipolygon_wkb(geometry)
                 updated = conn.execute(
                     t.areas.update()
                     .where(t.areas.c.edition_id == edition_id, t.areas.c.code == code, t.areas.c.version == version)
@@ -489,7 +490,7 @@ def _edition(row) -> Edition:
     )
 
 
-def _geom_value(geometry) -> bytes:
+def multipolygon_wkb(geometry) -> bytes:
     """The column value of a (Multi)Polygon: always a MultiPolygon, as WKB (the column converts it, EPSG:4326)."""
     import shapely
 
@@ -509,5 +510,6 @@ def _area_row(edition_id: int, record: AreaRecord) -> dict:
         "households": record.households,
         "population": record.population,
         "staff": record.staff,
-        "geom": _geom_value(record.geometry),
+        "geom": multipolygon_wkb(record.geometry),
+        "version": record.version,
     }

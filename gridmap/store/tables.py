@@ -193,3 +193,22 @@ attachments = sa.Table(
     sa.Column("uploaded_by", sa.String(100), nullable=False),
     sa.Column("uploaded_at", sa.DateTime, nullable=False),
 )
+
+
+buildings = sa.Table(
+    "buildings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("address", sa.String(300)),
+    sa.Column("estate", sa.String(100)),
+    sa.Column("community_code", sa.String(32)),
+    sa.Column("households", sa.Integer, nullable=False),
+    sa.Column("population", sa.Integer),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("footprint", Geometry("MULTIPOLYGON", srid=4326)),  # no spatial index (see migration 0007)
+    sa.Column("geocode_level", sa.String(16)),
+    sa.Column("updated_at", sa.DateTime, nullable=False),
+)

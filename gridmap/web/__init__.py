@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         attachment_views,
         audit_views,
         auth,
+        building_views,
         case_views,
         dashboard,
         export_views,
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(attachment_views.blueprint)
     app.register_blueprint(export_views.blueprint)
     app.register_blueprint(dashboard.blueprint)
+    app.register_blueprint(building_views.blueprint)
     _register_error_mapper(app)
     return app
 

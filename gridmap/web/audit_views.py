@@ -37,7 +37,7 @@ def _number(name: str, kind: type):
     return kind(raw)
 
 
-def _options() -> dict:
+def audit_options() -> dict:
     """Thresholds from the query string, falling back to the settings."""
     settings = _state().settings
     options = {"households_min": settings.households_min, "households_max": settings.households_max}
@@ -90,14 +90,14 @@ def _cached(kind: str, editions: tuple, options: dict, compute):
     return value
 
 
-def _pair() -> tuple[str, str]:
+def edition_pair() -> tuple[str, str]:
     a, b = request.args.get("a", ""), request.args.get("b", "")
     if not a or not b:
         raise InvalidInput("name the two editions to compare: ?a=OLD&b=NEW")
-    return _edition(a), _edition(b)
+    return edition_named(a), edition_named(b)
 
 
-def _edition(name: str | None) -> str | None:
+def edition_named(name: str | None) -> str | None:
     """The named edition if the caller may see it (drafts: planners, admins, supervisors), else 404."""
     edition = visible_edition(_state().store, name) if name else None
     return edition.name if edition else None
@@ -110,8 +110,8 @@ def audit_report():
 
     A supervisor or grid worker sees it cut to their own area (gridmap.audit.scope)."""
     store = _state().store
-    options = _options()
-    edition = _edition(request.args.get("edition"))
+    options = audit_options()
+    edition = edition_named(request.args.get("edition"))
     page = _cached("page", (edition,), options, lambda e, user: audit.audit_page(store, e, user=user, **options))
     page = {**page, "editions": [e.to_dict() for e in visible_editions(store)]}  # the cached page is shared
     return render_template("audit.html", **page)
@@ -122,8 +122,8 @@ def audit_report():
 def audit_json():
     """Return the coverage audit of an edition as JSON (cut to a scoped caller's area)."""
     store = _state().store
-    options = _options()
-    edition = _edition(request.args.get("edition"))
+    options = audit_options()
+    edition = edition_named(request.args.get("edition"))
     report = _cached("json", (edition,), options, lambda e, user: audit.audit_edition(store, e, user=user, **options))
     return jsonify(report)
 
@@ -132,9 +132,9 @@ def audit_json():
 @require_user()
 def compare_report():
     """Show what edition b changes against edition a (?a=&b=) as an HTML report (cut to a scoped user's area)."""
-    a, b = _pair()
+    a, b = edition_pair()
     store = _state().store
-    options = _options()
+    options = audit_options()
     page = _cached(
         "compare-page", (a, b), options, lambda x, y, user: audit.compare_page(store, x, y, user=user, **options)
     )
@@ -146,9 +146,9 @@ def compare_report():
 @require_user()
 def compare_json():
     """Return the comparison of editions a and b as JSON (cut to a scoped caller's area)."""
-    a, b = _pair()
+    a, b = edition_pair()
     store = _state().store
-    options = _options()
+    options = audit_options()
     report = _cached(
         "compare", (a, b), options, lambda x, y, user: audit.compare_editions(store, x, y, user=user, **options)
     )

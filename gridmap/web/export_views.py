@@ -9,8 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from gridmap import audit, cases, clock, exports, people
-from gridmap.web.audit_views import _options as audit_options
-from gridmap.web.audit_views import _pair, _scoped
+from gridmap.web.audit_views import audit_options, edition_named, edition_pair
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.case_views import _calendar, _filters, period, stat_filters
 from gridmap.web.i18n import current_language
@@ -89,7 +88,8 @@ def area_names() -> dict[str, str]:
 @require_user()
 def export_audit():
     """Download the audit's findings and balance (?format=&edition=&households_min=&…), as on /audit."""
-    report = _scoped(audit.audit_edition(_state().store, request.args.get("edition") or None, **audit_options()))
+    edition = edition_named(request.args.get("edition"))
+    report = audit.audit_edition(_state().store, edition, user=current_user(), **audit_options())
     return _download(exports.audit_tables(report, lang=current_language()), "audit")
 
 
@@ -97,6 +97,6 @@ def export_audit():
 @require_user(*people.SEES_EVERYTHING)
 def export_compare():
     """Download a comparison of editions a and b (?format=&a=&b=), as on /compare."""
-    a, b = _pair()
-    report = audit.compare_editions(_state().store, a, b, **audit_options())
+    a, b = edition_pair()
+    report = audit.compare_editions(_state().store, a, b, user=current_user(), **audit_options())
     return _download(exports.compare_tables(report, lang=current_language()), "comparison")

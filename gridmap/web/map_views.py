@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, current_app, g, request
 from flask_babel import gettext as _
 
-from gridmap import assets, clock, maps, people
+from gridmap import assets, buildings, clock, maps, people
 from gridmap.errors import InvalidInput, NotFound
 from gridmap.store import Store
 from gridmap.web import attachment_views, i18n
@@ -374,6 +374,7 @@ def map_grids():
         "grids",
         store.describe(),
         _edition_key(edition),
+        store.buildings_fingerprint(),  # grid households come from the buildings when the register has them
         maps.simplify_level(zoom),
         crs,
         now,
@@ -393,7 +394,10 @@ def _grid_text(edition: str, zoom: float | None, crs: str, user: people.User, ro
     frame, geometry_json, labels, _bounds = _areas(edition, "grid", zoom, crs)
     parents = _parents(edition)
     visible = _grid_visible(user, parents)
-    grids = _store().area_attributes(edition, "grid")
+    store = _store()
+    grids = buildings.with_building_figures(
+        store.area_attributes(edition, "grid"), buildings.grid_figures(store, edition)
+    )
     by_code = {g["code"]: g for g in grids}
     scoped = rows if user.sees_all_areas else [r for r in rows if _visible(user, r)]
     measures = maps.grid_measures(
@@ -418,7 +422,8 @@ def map_grid_panel(code: str):
 
 def grid_panel(store: Store, edition: str, code: str, user: people.User, *, cases_url: str | None = "/cases") -> dict:
     """Return the panel of one grid as the user may see it (counts are None outside their scope)."""
-    attributes = {r["code"]: r for r in store.area_attributes(edition)}
+    figures = buildings.grid_figures(store, edition)
+    attributes = {r["code"]: r for r in buildings.with_building_figures(store.area_attributes(edition), figures)}
     grid = attributes.get(code)
     if grid is None or grid["level"] != "grid":
         raise NotFound(f"no grid {code!r} in edition {edition!r}")

@@ -195,12 +195,17 @@ def editor_page(name: str):
     edition = _store().get_edition(name)
     can_edit = current_user().role in EDITORS and edition.status == "draft"
     current = _store().current_edition()
+    settings = current_app.extensions["gridmap"].settings
+    # The editor's "propose for this street" needs each community's street.
+    streets = {r["code"]: r["parent_code"] for r in _store().area_attributes(name, "community")}
     return render_template(
         "editor.html",
         edition=edition,
         can_edit=can_edit,
         current_name=current.name if current else None,
         editor_text=script_text(EDITOR_TEXT),
+        streets=streets,
+        households_range=(settings.households_min, settings.households_max),
     )
 
 
