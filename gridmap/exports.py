@@ -101,10 +101,11 @@ def _moment(value) -> dt.datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, dt.datetime):
-        return value
+        return clock.local(value)
     if isinstance(value, dt.date):
         return dt.datetime.combine(value, dt.time())
-    return dt.datetime.fromisoformat(str(value))
+    # The API's times carry +08:00; a spreadsheet cell has no zone, so it holds the Shanghai wall-clock time.
+    return clock.local(dt.datetime.fromisoformat(str(value)))
 
 
 def _cell(column: Column, row: Mapping):

@@ -107,12 +107,22 @@ def parse_collection(collection_id: str) -> tuple[str, str | None]:
     return base, edition or None
 
 
-def area_features(store, edition, level: str) -> FeatureSet:
-    """Return the areas of one level of an edition (an `Edition`), ordered by code."""
+# What an anonymous caller does not get of an area (null instead), as on the start page: how many people live
+# where and who works there is for signed-in users.
+AREA_FIGURES = ("households", "population", "staff")
+
+
+def area_features(store, edition, level: str, *, figures: bool = True) -> FeatureSet:
+    """Return the areas of one level of an edition (an `Edition`), ordered by code (without `figures`: the
+    AREA_FIGURES are null)."""
     frame = store.areas(edition.name, level)
     rows = []
     for record in frame.drop(columns="geometry").to_dict("records"):
-        row = {name: _plain(record.get(name)) for name in AREA_PROPERTIES if name != "edition"}
+        row = {
+            name: _plain(record.get(name)) if figures or name not in AREA_FIGURES else None
+            for name in AREA_PROPERTIES
+            if name != "edition"
+        }
         row["edition"] = edition.name
         rows.append(row)
     geometry = np.asarray(frame.geometry.values, dtype=object) if len(frame) else np.empty(0, dtype=object)

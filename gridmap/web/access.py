@@ -26,6 +26,8 @@ from gridmap.errors import ConfigError, Forbidden, NotFound, Unauthorized
 
 log = logging.getLogger(__name__)
 ANONYMOUS_LEVELS = ("none", "names")
+# Paths machines call: an anonymous caller gets 401 (in the answer format of the path), not the sign-in page.
+API_PATHS = ("/api/", "/open311/", "/ogc")
 _ATTRIBUTE = "gridmap_access"
 
 
@@ -101,7 +103,7 @@ def enforce():
     if user is None:
         if rule.allows_anonymous(anonymous_access()):
             return None
-        if request.path.startswith("/api/"):
+        if request.path.startswith(API_PATHS):
             raise Unauthorized("sign in or send an API token (Authorization: Bearer TOKEN)")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if not rule.allows_role(user.role):

@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from gridmap import people
 from gridmap.errors import GridmapError
+from gridmap.web.access import API_PATHS as _API_PATHS
 from gridmap.web.access import public, require_user
 
 __all__ = ["current_user", "init_auth", "require_user"]  # require_user: declared in web/access, used by views
@@ -33,7 +34,6 @@ def init_auth(app: Flask) -> None:
 
 
 # Paths machine clients call: with no session they are refused as anonymous (401), not asked for a CSRF token.
-_API_PATHS = ("/api/", "/open311/", "/ogc")
 
 
 def _request_token() -> str | None:

@@ -90,7 +90,7 @@ def _window(now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
 def _facts(fingerprint: tuple | None = None) -> list[dict]:
     """Every incident's indicator columns, read once per change of the case table."""
     store = _store()
-    key = ("dashboard-facts", store.describe(), fingerprint or map_views._incidents_fingerprint())
+    key = ("dashboard-facts", store.describe(), fingerprint or (store.incidents_revision(),))
     return map_views._cache().get(key, store.incident_facts)
 
 
@@ -114,7 +114,7 @@ def dashboard_data() -> dict:
     filters = stat_filters()
     cases.check_filters(**{k: v for k, v in filters.items() if v is not None})
     period, start, end = _window(now)
-    fingerprint = map_views._incidents_fingerprint()
+    fingerprint = (_store().incidents_revision(),)
     facts = _facts(fingerprint)
     scope = None if user.sees_all_areas else user.areas
     # One answer per snapshot of the cases, scope, filters, period, language and minute: a wall screen

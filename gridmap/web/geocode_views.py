@@ -41,7 +41,7 @@ def geocode_address():
 
 
 @blueprint.post("/api/incidents/<int:incident_id>/location")
-@require_user()
+@require_user(*cases.ACTING_ROLES)  # the roles the case rules let move a case
 def relocate_incident(incident_id: int):
     """Put a case at the point a person picked (after a low-confidence geocode): its grid follows, review clears."""
     body = request.get_json(silent=True)
@@ -67,7 +67,7 @@ def relocate_incident(incident_id: int):
 
 
 @blueprint.post("/cases/<int:incident_id>/location")
-@require_user()
+@require_user(*cases.ACTING_ROLES)  # the roles the case rules let move a case
 def relocate_from_page(incident_id: int):
     """Set a case's point from the case page's form (CSRF-protected), then show the case again."""
     version = (request.form.get("version") or "").strip()

@@ -34,6 +34,7 @@ from flask_babel import gettext as _
 from gridmap import cases, clock, features
 from gridmap.errors import ConfigError, GridmapError, NotFound, Unauthorized
 from gridmap.store import Store
+from gridmap.web.access import public
 from gridmap.web.auth import current_user
 from gridmap.web.ogc_api import CONFORMANCE, CRS84, CRS_NAMES, openapi_document
 from gridmap.web.ogc_params import (
@@ -215,7 +216,8 @@ def _collection_stamp(base: str, edition) -> tuple:
     if base == features.INCIDENTS:
         tick = int(time.time() // _CLOCK_TICK_S)
         return ("incidents", _store().incidents_fingerprint(), tick, _who())
-    return (base, edition.name, _store().edition_stamp(edition.name), _state().settings.boundaries_access)
+    signed_in = current_user() is not None  # anonymous callers get areas without their figures
+    return (base, edition.name, _store().edition_stamp(edition.name), _state().settings.boundaries_access, signed_in)
 
 
 def error_response(status: int, message: str) -> Response:
@@ -237,6 +239,7 @@ def error_response(status: int, message: str) -> Response:
 # ---- routes ----------------------------------------------------------------------------------------------
 @blueprint.get("")
 @blueprint.get("/")
+@public
 def landing():
     """The landing page: what this service is and where its parts are."""
     check_params(_COMMON)
@@ -267,6 +270,7 @@ def landing():
 
 
 @blueprint.get("/conformance")
+@public
 def conformance():
     """The conformance classes this service implements."""
     check_params(_COMMON)
@@ -274,6 +278,7 @@ def conformance():
 
 
 @blueprint.get("/api")
+@public
 def api():
     """The OpenAPI 3.0 definition of /ogc."""
     check_params(_COMMON)
@@ -282,6 +287,7 @@ def api():
 
 
 @blueprint.get("/collections")
+@public
 def collections():
     """The collections the caller may read."""
     check_params(_COMMON)
@@ -293,6 +299,7 @@ def collections():
 
 
 @blueprint.get("/collections/<collection_id>")
+@public
 def collection(collection_id: str):
     """One collection's description: extent, CRSs, links to its items and queryables."""
     check_params(_COMMON)
@@ -362,7 +369,8 @@ def _cached(key, compute, size: int = _CACHE_SIZE):
 def _feature_set(base: str, edition, stamp: tuple, *, box=None, period=None) -> features.FeatureSet:
     if base != features.INCIDENTS:
         level = features.AREA_COLLECTIONS[base]
-        return _cached(("areas", stamp), lambda: features.area_features(_store(), edition, level))
+        figures = current_user() is not None
+        return _cached(("areas", stamp), lambda: features.area_features(_store(), edition, level, figures=figures))
     now = clock.now()
     # The store pre-selects cases by their lon/lat box and report time; the exact tests follow in select().
     pushed_box = tuple(shapely.bounds(box)) if box is not None else None
@@ -384,6 +392,7 @@ def _feature_set(base: str, edition, stamp: tuple, *, box=None, period=None) -> 
 
 
 @blueprint.get("/collections/<collection_id>/items")
+@public
 def items(collection_id: str):
     """The features of a collection: bbox, datetime, property=value, CQL2 filter, crs, limit/offset."""
     base, edition = _collection(collection_id)
@@ -448,6 +457,7 @@ def items(collection_id: str):
 
 
 @blueprint.get("/collections/<collection_id>/items/<feature_id>")
+@public
 def item(collection_id: str, feature_id: str):
     """One feature by id (a code for areas, a number for cases)."""
     base, edition = _collection(collection_id)
@@ -488,6 +498,7 @@ def item(collection_id: str, feature_id: str):
 
 
 @blueprint.get("/collections/<collection_id>/queryables")
+@public
 def queryables(collection_id: str):
     """The properties a filter may name, as a JSON Schema (Part 3)."""
     check_params(_COMMON)
@@ -496,6 +507,7 @@ def queryables(collection_id: str):
 
 
 @blueprint.get("/collections/<collection_id>/schema")
+@public
 def schema(collection_id: str):
     """The properties of the features, as a JSON Schema (GDAL reads field types from it)."""
     check_params(_COMMON)

@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, request
 from gridmap import cases, clock
 from gridmap.errors import GridmapError, InvalidInput, NotFound, Unauthorized
 from gridmap.store import Store
+from gridmap.web.access import public, require_user
 from gridmap.web.auth import current_user
 from gridmap.web.ogc import zone
 
@@ -142,6 +143,7 @@ def _user():
 # ---- discovery and services ------------------------------------------------------------------------------
 @blueprint.get("/discovery")
 @blueprint.get("/discovery.<fmt>")
+@public
 def discovery(fmt: str | None = None):
     """Where this Open311 endpoint is and what it speaks."""
     _check_params({"jurisdiction_id"})
@@ -177,6 +179,7 @@ def _service(row: dict) -> dict:
 
 @blueprint.get("/services")
 @blueprint.get("/services.<fmt>")
+@public
 def services(fmt: str | None = None):
     """The case categories as Open311 services, with their Chinese names."""
     _check_params({"jurisdiction_id"})
@@ -185,6 +188,7 @@ def services(fmt: str | None = None):
 
 
 @blueprint.get("/services/<name>")
+@public
 def service_definition(name: str):
     """One category's definition: the optional attributes a request may carry."""
     _check_params({"jurisdiction_id"})
@@ -332,6 +336,7 @@ def _list_requests(user) -> list[dict]:
 
 @blueprint.route("/requests", methods=["GET", "POST"])
 @blueprint.route("/requests.<fmt>", methods=["GET", "POST"])
+@require_user()
 def requests_(fmt: str | None = None):
     """GET: the service requests the key may see (filters of the spec). POST: create one."""
     fmt = _split(f"requests.{fmt}")[1] if fmt else _negotiated()
@@ -410,6 +415,7 @@ def _keep_media(incident: dict, media_url: str | None) -> None:
 
 
 @blueprint.get("/requests/<name>")
+@require_user()
 def request_(name: str):
     """One service request by id (a list of one, as the spec has it)."""
     _check_params({"jurisdiction_id", "api_key"})
@@ -424,6 +430,7 @@ def request_(name: str):
 
 
 @blueprint.get("/tokens/<name>")
+@require_user()
 def token(name: str):
     """The service request id behind a token that POST requests returned."""
     _check_params({"jurisdiction_id", "api_key"})

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, render_template
 
 from gridmap.store import Store
-from gridmap.web.access import anonymous_if_allowed, visible_editions
+from gridmap.web.access import anonymous_if_allowed, public, visible_editions
 from gridmap.web.auth import current_user
 
 blueprint = Blueprint("pages", __name__)
@@ -60,6 +60,7 @@ def index():
 
 
 @blueprint.get("/favicon.ico")
+@public
 def favicon():
     """The site's icon (an SVG: every browser that runs the map shows it, whatever the name)."""
     icon = Path(current_app.static_folder) / "favicon.svg"

@@ -115,7 +115,7 @@ def _render(values=None, error: str | None = None, status: int = 200):
 
 
 @blueprint.get("/cases/new")
-@require_user()
+@require_user(*cases.ACTING_ROLES)  # the roles the case rules let report
 def new_case():
     """The report form: place, category, title, description, photos, reporter."""
     _may_report()
@@ -123,7 +123,7 @@ def new_case():
 
 
 @blueprint.post("/cases/new")
-@require_user()
+@require_user(*cases.ACTING_ROLES)  # the roles the case rules let report
 def submit_case():
     """Report from the form when scripts are off; show the new case, or the form again with what was wrong."""
     _may_report()
