@@ -15,6 +15,7 @@ import requests
 from conftest import BACKENDS
 from lxml import etree
 from ogc_server import CLOSED_CASES, start_demo_server
+from photos import jpeg
 
 from gridmap import cases
 from gridmap.demo import GAZETTEER_FILE, demo_boundary_dir
@@ -139,6 +140,27 @@ def test_a_client_creates_and_reads_cases_in_json_and_xml(server):
     # The case is the core's case: the JSON API shows it with its reporter (admin sees the phone).
     api = requests.get(f"{server.base}/api/incidents/{request_id}", headers=bearer, timeout=30).json()
     assert api["source"] == "chat" and api["reporter_name"] == "王小明" and api["reporter_phone"] == "13812345678"
+    assert shown["media_url"] is None  # no photo yet
+
+
+def test_media_url_links_the_cases_first_photo(server):
+    bearer = {"Authorization": f"Bearer {server.tokens['admin']}"}
+    fields = {"title": "路灯不亮", "category": "0102", "lon": "117.1502", "lat": "39.1201"}
+    files = [
+        ("photos", ("before.jpg", jpeg(), "image/jpeg")),
+        ("photos", ("more.jpg", jpeg(colour=(9, 9, 9)), "image/jpeg")),
+    ]
+    made = requests.post(f"{server.base}/api/incidents", data=fields, files=files, headers=bearer, timeout=60)
+    assert made.status_code == 201, made.text
+    case = made.json()
+    first = min(a["id"] for a in case["attachments"])
+    (shown,) = requests.get(_url(server, f"requests/{case['id']}.json"), headers=bearer, timeout=30).json()
+    assert shown["media_url"] == f"{server.base}/api/attachments/{first}"
+    listed = requests.get(_url(server, "requests.json"), params={"service_request_id": case["id"]}, headers=bearer)
+    assert [r["media_url"] for r in listed.json()] == [shown["media_url"]]
+    photo = requests.get(shown["media_url"], headers=bearer, timeout=30)
+    assert photo.status_code == 200 and photo.headers["Content-Type"] == "image/jpeg"
+    assert requests.get(shown["media_url"], timeout=30).status_code == 401  # the same key is needed
 
 
 def test_requests_filters_and_status_mapping(server):

@@ -103,6 +103,8 @@ def enforce():
     if user is None:
         if rule.allows_anonymous(anonymous_access()):
             return None
+        if request.path.startswith("/open311/"):
+            raise Unauthorized("send an API key: api_key=KEY or Authorization: Bearer KEY (gridmap users add …)")
         if request.path.startswith(API_PATHS):
             raise Unauthorized("sign in or send an API token (Authorization: Bearer TOKEN)")
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))

@@ -119,6 +119,8 @@ def error_response(status: int, message: str) -> Response:
         fmt = _format_of_path()
     except GridmapError:
         fmt = "json"
+    if status == 422:  # GeoReport v2 knows 400 for a request it cannot use, not 422
+        status = 400
     response = _send([{"code": status, "description": message}], fmt, root="errors", item="error", status=status)
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="gridmap"'
@@ -227,12 +229,15 @@ def _w3c(moment: dt.datetime | None) -> str | None:
     return moment.replace(tzinfo=zone()).isoformat(timespec="seconds") if moment else None
 
 
-def _media_url(incident: dict) -> str | None:
-    """Return a photo URL of the case (the seam for case photos; none are kept yet)."""
-    return None
+def _photo_links(incident_ids) -> dict[int, str]:
+    """Return each case's first photo as an absolute URL (GeoReport v2 has one media_url per request)."""
+    from gridmap import attachments
+
+    base = request.host_url.rstrip("/")
+    return {i: base + urls[0] for i, urls in attachments.photo_urls(_store(), incident_ids).items() if urls}
 
 
-def _request(incident: dict, updated: dt.datetime | None, names: dict) -> dict:
+def _request(incident: dict, updated: dt.datetime | None, names: dict, media: dict[int, str]) -> dict:
     """Map a case (as the core returns it) onto a GeoReport v2 service request."""
     status = incident["status"]
     level = incident.get("handling_level") or "grid"
@@ -269,7 +274,7 @@ def _request(incident: dict, updated: dt.datetime | None, names: dict) -> dict:
         "zipcode": None,
         "lat": incident.get("lat"),
         "long": incident.get("lon"),
-        "media_url": _media_url(incident),
+        "media_url": media.get(incident["id"]),
     }
 
 
@@ -347,7 +352,8 @@ def requests_(fmt: str | None = None):
     rows = _list_requests(user)
     updated = _store().last_changes(r["id"] for r in rows)
     names = cases.category_names()
-    body = [_request(r, updated.get(r["id"]), names) for r in rows]
+    media = _photo_links([r["id"] for r in rows])
+    body = [_request(r, updated.get(r["id"]), names, media) for r in rows]
     return _send(body, fmt, root="service_requests", item="request")
 
 
@@ -425,12 +431,12 @@ def request_(name: str):
     incident = cases.get_case(_store(), int(raw), user=_user())
     history = incident.get("history") or []
     updated = max((h["at"] for h in history), default=None)
-    body = [_request(incident, updated, cases.category_names())]
+    body = [_request(incident, updated, cases.category_names(), _photo_links([incident["id"]]))]
     return _send(body, fmt, root="service_requests", item="request")
 
 
 @blueprint.get("/tokens/<name>")
-@require_user()
+@public  # the spec's client asks with the token it was given, no key: it learns only the request's id
 def token(name: str):
     """The service request id behind a token that POST requests returned."""
     _check_params({"jurisdiction_id", "api_key"})
