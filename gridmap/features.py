@@ -28,9 +28,9 @@ EDITION_MARK = "@"
 AREA_PROPERTIES: dict[str, tuple[str, str]] = {
     "code": ("string", "Area code (GB/T 30428.1 for grids)"),
     "name": ("string", "Name"),
-    "level": ("string", "district, street, community or grid"),
+    "level": ("string", "Level"),
     "parent_code": ("string", "Code of the area this one belongs to"),
-    "kind": ("string", "Grid kind: 综合 comprehensive or 专属 dedicated"),
+    "kind": ("string", "Grid kind"),
     "households": ("integer", "Households"),
     "population": ("integer", "Residents"),
     "staff": ("integer", "Grid workers"),
@@ -40,8 +40,8 @@ INCIDENT_PROPERTIES: dict[str, tuple[str, str]] = {
     "id": ("integer", "Case number"),
     "title": ("string", "Title"),
     "description": ("string", "Description"),
-    "status": ("string", "Status: " + ", ".join(cases.STATUSES)),
-    "handling_level": ("string", "Who handles it: " + ", ".join(cases.LEVELS)),
+    "status": ("string", "Status"),
+    "handling_level": ("string", "Who handles it"),
     "assignee": ("string", "Assigned to"),
     "category_code": ("string", "Category (2+2-digit code)"),
     "category_name": ("string", "Category name"),
@@ -54,9 +54,9 @@ INCIDENT_PROPERTIES: dict[str, tuple[str, str]] = {
     "address": ("string", "Address as reported"),
     "geocode_level": ("string", "How precisely the address was placed"),
     "geocode_confidence": ("number", "Geocoder confidence, 0–1"),
-    "source": ("string", "Source: " + ", ".join(cases.SOURCES)),
+    "source": ("string", "Source"),
     "source_id": ("string", "Id in the system it came from"),
-    "supervised": ("boolean", "Flagged for supervision (督办)"),
+    "supervised": ("boolean", "Flagged for supervision"),
     "rework_count": ("integer", "Times returned for rework"),
     "version": ("integer", "Version (rises with every step)"),
     "reporter_name": ("string", "Reporter's name (masked unless admin or supervisor)"),
@@ -65,8 +65,17 @@ INCIDENT_PROPERTIES: dict[str, tuple[str, str]] = {
     "deadline": ("date-time", "Deadline"),
     "resolved_at": ("date-time", "Reported back as resolved at"),
     "closed_at": ("date-time", "Closed at"),
-    "light": ("string", "Traffic light of an open case: green, yellow, red"),
+    "light": ("string", "Traffic light of an open case"),
     "overdue": ("boolean", "Open and past its deadline"),
+}
+# The values a property takes, as codes (a JSON Schema enum): kept out of the titles, which are translated.
+PROPERTY_VALUES: dict[str, tuple[str, ...]] = {
+    "level": ("district", "street", "community", "grid"),
+    "kind": ("综合", "专属"),  # the standard's own words: comprehensive, dedicated
+    "status": cases.STATUSES,
+    "handling_level": cases.LEVELS,
+    "source": cases.SOURCES,
+    "light": ("green", "yellow", "red"),
 }
 _TIMES = ("reported_at", "deadline", "resolved_at", "closed_at")
 

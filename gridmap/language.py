@@ -29,6 +29,24 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 # Grid kinds are stored as the Chinese words of the standard; pages name them in their language.
 KIND_LABELS = {"综合": "comprehensive", "专属": "dedicated"}
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+# Names of standards and programs, longest first so "OGC API – Features" is one name, not "OGC API" and more.
+STANDARD_NAMES = (
+    "OGC API – Features",
+    "OGC API",
+    "Open311 GeoReport v2",
+    "Open311",
+    "GeoReport v2",
+    "OpenAPI 3.0",
+    "OpenAPI",
+    "JSON Schema",
+    "GB/T 30428.1",
+    "WFS",
+    "QGIS",
+    "ArcGIS",
+    "GDAL",
+    "CQL2",
+)
+_NAMES = re.compile("|".join(re.escape(n) for n in sorted(STANDARD_NAMES, key=len, reverse=True)))
 
 
 def compiled_translations(source: Path = TRANSLATIONS) -> Path:
@@ -142,6 +160,17 @@ def kind_label(kind: str | None, lang: str) -> str:
     return gettext(KIND_LABELS[kind], lang) if kind in KIND_LABELS else kind
 
 
+def mark_names(text: str | None):
+    """Return escaped HTML of `text` with the names of standards and programs marked translate="no"."""
+    from markupsafe import Markup, escape
+
+    if not text:
+        return Markup("")
+    # A standard or a program keeps its name in every language (QGIS, OGC API – Features): it is a name, not
+    # English, so it is marked as one (HTML's translate="no"), as the names of places and people are.
+    return Markup(_NAMES.sub(lambda m: f'<span translate="no">{m.group(0)}</span>', str(escape(text))))
+
+
 def text_table(messages, lang: str) -> dict[str, str]:
     """Return msgid → translation for the strings a page's script shows (empty for English: msgids are English)."""
     if lang == SOURCE_LANGUAGE:
@@ -162,6 +191,7 @@ def jinja_environment(templates: Path, lang: str):
     environment.install_gettext_translations(translations(lang), newstyle=True)
     environment.filters["tr"] = lambda value: translate(value, lang)
     environment.filters["kind"] = lambda value: kind_label(value, lang)
+    environment.filters["names"] = mark_names
     environment.globals.update(
         current_user=None,
         csrf_token=lambda: "",

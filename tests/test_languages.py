@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gridmap import cases, exports, language, maps, people
+from gridmap import cases, exports, features, language, maps, people
 from gridmap.config import PROJECT_DIR
-from gridmap.web import dashboard, plan_views
+from gridmap.web import dashboard, ogc_api, plan_views
 
 TEMPLATES = PROJECT_DIR / "templates"
 WEB = PROJECT_DIR / "gridmap" / "web"
@@ -49,6 +49,10 @@ def wanted_msgids() -> set[str]:
     wanted |= set(maps.PAGE_TEXT) | set(dashboard.SCRIPT_TEXT) | set(plan_views.EDITOR_TEXT)
     wanted |= set(people.ROLE_LABELS.values()) | set(cases.SOURCE_LABELS.values())
     wanted |= set(language.KIND_LABELS.values()) | set(exports._SETTING_LABELS.values()) | {"Total", "Yes", "No"}
+    # OGC API: property titles (queryables, schema) and the operations the HTML page of the API definition lists.
+    wanted |= {title for _kind, title in (*features.AREA_PROPERTIES.values(), *features.INCIDENT_PROPERTIES.values())}
+    document = ogc_api.openapi_document("", [])
+    wanted |= {document["info"]["title"]} | {item["get"]["summary"] for item in document["paths"].values()}
     for table in (
         exports.STATUS_LABELS,
         exports.LEVEL_LABELS,

@@ -39,7 +39,8 @@ SAMPLES = {
 QUERIES = {"/compare": f"?a=main&b={DRAFT}"}
 SKIP = {"/logout", "/favicon.ico"}
 # Latin words a Chinese page may show: file formats and units.
-LATIN_OK = {"JSON", "CSV", "Excel", "XLSX", "km", "m²", "WGS", "Shift"}  # formats, units, a key
+# MB is written so on Chinese pages too ("每张不超过 10 MB"), as km and m² are.
+LATIN_OK = {"JSON", "CSV", "Excel", "XLSX", "km", "m²", "MB", "WGS", "Shift"}  # formats, units, a key
 READY = (
     "(window.__mapReady === true || window.__dashboardReady === true || window.__editorReady === true"
     " || !!window.__dashboardError || !!window.__mapError || document.body.dataset.static === 'yes')"

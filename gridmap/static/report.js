@@ -47,6 +47,12 @@
     }).addTo(map);
   }
   map.setView([39.1, 117.2], 12);
+  // Leaflet's own titles are English: the page's language replaces them; the basemap's credit is a name.
+  for (const [node, label] of [[map.zoomControl._zoomInButton, T.zoom_in], [map.zoomControl._zoomOutButton, T.zoom_out]]) {
+    node.title = label;
+    node.setAttribute("aria-label", label);
+  }
+  if (map.attributionControl) map.attributionControl.getContainer().setAttribute("translate", "no");
   const mine = (p) => cfg.user.all || p.open !== null;
   const grids = L.geoJSON(null, {
     style: (f) => mine(f.properties)

@@ -87,10 +87,10 @@ def _window(now: dt.datetime) -> tuple[str, dt.datetime, dt.datetime]:
     return period, first, last
 
 
-def _facts(fingerprint: tuple | None = None) -> list[dict]:
+def _facts(revision: int | None = None) -> list[dict]:
     """Every incident's indicator columns, read once per change of the case table."""
     store = _store()
-    key = ("dashboard-facts", store.describe(), fingerprint or (store.incidents_revision(),))
+    key = ("dashboard-facts", store.describe(), store.incidents_revision() if revision is None else revision)
     return map_views._cache().get(key, store.incident_facts)
 
 
@@ -114,7 +114,8 @@ def dashboard_data() -> dict:
     filters = stat_filters()
     cases.check_filters(**{k: v for k, v in filters.items() if v is not None})
     period, start, end = _window(now)
-    fingerprint = (_store().incidents_revision(),)
+    # The incidents revision (one row) changes with every write to a case: the caches key on it.
+    fingerprint = _store().incidents_revision()
     facts = _facts(fingerprint)
     scope = None if user.sees_all_areas else user.areas
     # One answer per snapshot of the cases, scope, filters, period, language and minute: a wall screen

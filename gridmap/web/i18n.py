@@ -36,9 +36,16 @@ def _is_api() -> bool:
     if path.startswith(("/api/", "/open311/")):
         return True
     if path == "/ogc" or path.startswith("/ogc/"):
-        # OGC API pages are for people when asked as HTML; GDAL, QGIS and OWSLib ask for JSON.
-        wanted = request.args.get("f")
-        return wanted != "html" if wanted else request.accept_mimetypes.best != "text/html"
+        # OGC API pages are for people when asked as HTML; GDAL, QGIS and OWSLib ask for JSON. The one rule that
+        # picks the format decides (werkzeug's `accept_mimetypes.best` is not it: it ranks a browser's
+        # `application/signed-exchange;v=b3;q=0.7` first, being more specific, so pages lost the session language).
+        from gridmap.errors import GridmapError
+        from gridmap.web.ogc_params import output_format
+
+        try:
+            return output_format() != "html"
+        except GridmapError:
+            return True  # an unknown f=: the error is answered as the API answers
     return False
 
 
@@ -91,6 +98,7 @@ def init_i18n(app: Flask) -> None:
     app.context_processor(_language_links)
     app.add_template_filter(message, "tr")
     app.add_template_filter(lambda kind: language.kind_label(kind, current_language()), "kind")
+    app.add_template_filter(language.mark_names, "names")
 
     @app.after_request
     def _content_language(response):

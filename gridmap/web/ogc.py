@@ -36,6 +36,7 @@ from gridmap.errors import ConfigError, GridmapError, NotFound, Unauthorized
 from gridmap.store import Store
 from gridmap.web.access import public
 from gridmap.web.auth import current_user
+from gridmap.web.i18n import message
 from gridmap.web.ogc_api import CONFORMANCE, CRS84, CRS_NAMES, openapi_document
 from gridmap.web.ogc_params import (
     GEOJSON,
@@ -283,7 +284,7 @@ def api():
     """The OpenAPI 3.0 definition of /ogc."""
     check_params(_COMMON)
     document = openapi_document(_url(""), [cid for cid, _edition in _visible_collections()])
-    return _respond(document, media=OPENAPI_JSON, template="api")
+    return _respond(document, media=OPENAPI_JSON, template="api", statuses=cases.STATUSES)
 
 
 @blueprint.get("/collections")
@@ -321,13 +322,12 @@ def _describe(collection_id: str, edition) -> dict:
             ("bounds", edition.name, _store().edition_stamp(edition.name), level),
             lambda: _store().area_bounds(edition.name, level),
         )
-        names = {"grid": _("Grids"), "community": _("Communities"), "street": _("Streets"), "district": _("Districts")}
-        title = f"{names[level]} · {edition.name}"
+        title = _title(collection_id, edition)
         description = _(
             "%(level)s of edition %(edition)s (%(status)s)",
-            level=names[level],
+            level=_level_names()[level],
             edition=edition.name,
-            status=edition.status,
+            status=message(edition.status),
         )
         interval = [_day(edition.valid_from), _day(edition.valid_to)]
     return {
@@ -356,6 +356,18 @@ def _describe(collection_id: str, edition) -> dict:
             _link(_url(f"{path}/schema"), "http://www.opengis.net/def/rel/ogc/1.0/schema", SCHEMA_JSON, _("Schema")),
         ],
     }
+
+
+def _level_names() -> dict[str, str]:
+    return {"grid": _("Grids"), "community": _("Communities"), "street": _("Streets"), "district": _("Districts")}
+
+
+def _title(collection_id: str, edition) -> str:
+    """Name a collection for people: "Grids · main", "Cases"."""
+    base, _name = features.parse_collection(collection_id)
+    if base == features.INCIDENTS:
+        return _("Cases")
+    return f"{_level_names()[features.AREA_COLLECTIONS[base]]} · {edition.name}"
 
 
 def _day(value) -> str | None:
@@ -449,6 +461,7 @@ def items(collection_id: str):
             etag_parts=stamp,
             template="items",
             collection_id=collection_id,
+            title=_title(collection_id, edition),
             properties=list(fs.properties),
         )
     response = _respond(_feature_collection_json(head, fs, shown, target), etag_parts=stamp, media=GEOJSON)
@@ -491,7 +504,14 @@ def item(collection_id: str, feature_id: str):
         *_self_links(f"{path}/items/{quote(feature_id)}", GEOJSON),
         _link(_url(path), "collection", "application/json", _("The collection")),
     ]
-    response = _respond(feature, etag_parts=stamp, media=GEOJSON, template="item", collection_id=collection_id)
+    response = _respond(
+        feature,
+        etag_parts=stamp,
+        media=GEOJSON,
+        template="item",
+        collection_id=collection_id,
+        title=_title(collection_id, edition),
+    )
     if not html:
         response.headers["Content-Crs"] = f"<{target}>"
     return response
@@ -502,8 +522,9 @@ def item(collection_id: str, feature_id: str):
 def queryables(collection_id: str):
     """The properties a filter may name, as a JSON Schema (Part 3)."""
     check_params(_COMMON)
-    base = _collection(collection_id)[0]
-    return _respond(_schema(collection_id, base, "queryables"), media=SCHEMA_JSON, template="queryables")
+    base, edition = _collection(collection_id)
+    body = _schema(collection_id, base, "queryables")
+    return _respond(body, media=SCHEMA_JSON, template="queryables", title=_title(collection_id, edition))
 
 
 @blueprint.get("/collections/<collection_id>/schema")
@@ -511,8 +532,9 @@ def queryables(collection_id: str):
 def schema(collection_id: str):
     """The properties of the features, as a JSON Schema (GDAL reads field types from it)."""
     check_params(_COMMON)
-    base = _collection(collection_id)[0]
-    return _respond(_schema(collection_id, base, "schema"), media=SCHEMA_JSON, template="queryables")
+    base, edition = _collection(collection_id)
+    body = _schema(collection_id, base, "schema")
+    return _respond(body, media=SCHEMA_JSON, template="queryables", title=_title(collection_id, edition))
 
 
 def _schema(collection_id: str, base: str, what: str) -> dict:
@@ -524,7 +546,10 @@ def _schema(collection_id: str, base: str, what: str) -> dict:
     }
     for name, (kind, title) in props.items():
         entry = {"type": "string", "format": "date-time"} if kind == "date-time" else {"type": kind}
-        properties[name] = {**entry, "title": title}
+        # Titles are for people (in the answer's language); the values a property takes are codes, in an enum.
+        properties[name] = {**entry, "title": message(title)}
+        if name in features.PROPERTY_VALUES:
+            properties[name]["enum"] = list(features.PROPERTY_VALUES[name])
     id_name = "id" if incidents else "code"
     properties[id_name]["x-ogc-role"] = "id"
     return {

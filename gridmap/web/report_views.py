@@ -93,6 +93,8 @@ def _page_config() -> dict:
             "network": _("The network failed; nothing was saved. Try again."),
             "need_title": _("Give the case a title."),
             "need_category": _("Choose a category."),
+            "zoom_in": _("Zoom in"),
+            "zoom_out": _("Zoom out"),
         },
     }
 
