@@ -19,6 +19,7 @@ from pyproj import Transformer
 
 from gridmap import cases, people
 
+FIGURES = ("households", "population", "staff")  # null for anonymous callers, as on the start page
 # The wheel's GDAL was linked against a newer libcurl than Debian 12's; it warns, and works.
 pytestmark = pytest.mark.filterwarnings("ignore:GDAL was built against curl")
 
@@ -64,10 +65,11 @@ def bearer():
 
 
 # ---- GDAL / pyogrio ------------------------------------------------------------------------------------------
-def test_gdal_lists_the_layers_and_reads_every_grid_with_identical_geometry(server, stored):
+def test_gdal_lists_the_layers_and_reads_every_grid_with_identical_geometry(server, stored, bearer):
     layers = dict(pyogrio.list_layers(f"OAPIF:{server.base}/ogc"))
     assert {"grids", "communities", "streets", "districts"} <= set(layers)
     assert "incidents" not in layers  # anonymous callers are not offered the cases
+    bearer(server.tokens["viewer"])  # the figures (households, population, staff) are for signed-in callers
     frame = _read(server, "grids")
     assert len(frame) == 1464
     assert frame.crs.to_string() in ("OGC:CRS84", "EPSG:4326")
@@ -77,8 +79,22 @@ def test_gdal_lists_the_layers_and_reads_every_grid_with_identical_geometry(serv
     got = frame.geometry.values
     want = expected.geometry.reindex(frame.index).values
     assert shapely.equals_exact(got, want, tolerance=1e-9).all()
-    assert (frame["households"] == expected["households"].reindex(frame.index)).all()
+    for figure in FIGURES:
+        assert (frame[figure] == expected[figure].reindex(frame.index)).all(), figure
     assert (frame["name"] == expected["name"].reindex(frame.index)).all()
+
+
+def test_gdal_reads_the_same_grids_anonymously_without_their_figures(server, stored):
+    frame = _read(server, "grids").set_index("code")
+    expected = stored["grid"]
+    assert sorted(frame.index) == sorted(expected.index)
+    want = expected.geometry.reindex(frame.index).values
+    assert shapely.equals_exact(frame.geometry.values, want, tolerance=1e-9).all()
+    assert (frame["name"] == expected["name"].reindex(frame.index)).all()
+    assert (frame["kind"] == expected["kind"].reindex(frame.index)).all()
+    for figure in FIGURES:
+        assert frame[figure].isna().all(), figure  # every grid is there, none with a figure
+        assert expected[figure].notna().all(), figure  # ...though the database has them all
 
 
 def test_gdal_reads_the_other_levels(server, stored):
@@ -90,7 +106,7 @@ def test_gdal_reads_the_other_levels(server, stored):
     assert len(_read(server, "districts")) == 1
 
 
-def test_gdal_sends_bbox_and_cql2_to_the_server(server, stored, asked):
+def test_gdal_sends_bbox_and_cql2_to_the_server(server, stored, asked, bearer):
     grids = stored["grid"]
     west, south, east, north = 117.12, 39.10, 117.14, 39.12
     in_box = set(grids.index[shapely.intersects(grids.geometry.values, shapely.box(west, south, east, north))])
@@ -98,6 +114,7 @@ def test_gdal_sends_bbox_and_cql2_to_the_server(server, stored, asked):
     assert set(frame["code"]) == in_box and 0 < len(in_box) < 1464
     assert any(re.search(r"bbox=117\.12", line) and line.endswith(" 200") for line in asked())
 
+    bearer(server.tokens["viewer"])  # filtering on figures needs them: anonymous callers get them null
     where = "households > 450 AND kind = '综合' AND NOT (staff BETWEEN 2 AND 3)"
     expected = grids[(grids.households > 450) & (grids.kind == "综合") & ~grids.staff.between(2, 3)]
     frame = _read(server, "grids", where=where)
@@ -192,10 +209,10 @@ def _pages(client, collection: str, limit: int, **params) -> list[dict]:
         offset += limit
 
 
-def test_owslib_reads_collections_and_pages_through_every_grid(server):
+def test_owslib_reads_collections_and_pages_through_every_grid(server, stored):
     from owslib.ogcapi.features import Features
 
-    client = Features(f"{server.base}/ogc")
+    client = Features(f"{server.base}/ogc")  # anonymous: used to the end before the signed-in client is made
     conformance = client.conformance()["conformsTo"]
     assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in conformance
     ids = [c["id"] for c in client.collections()["collections"]]
@@ -203,8 +220,18 @@ def test_owslib_reads_collections_and_pages_through_every_grid(server):
     assert client.collection("grids")["storageCrs"].endswith("CRS84")
     grids = _pages(client, "grids", 400)
     assert len(grids) == 1464 and len({f["id"] for f in grids}) == 1464
+    assert all(f["properties"][figure] is None for f in grids for figure in FIGURES)
     assert set(client.collection_queryables("grids")["properties"]) >= {"code", "households", "geometry"}
-    few = client.collection_items("grids", limit=1464, filter="households > 450 AND name LIKE '%1%'")
+    hidden = client.collection_items("grids", limit=1464, filter="households > 450")
+    assert hidden["numberMatched"] == 0  # filters see the masked figures: nothing to find by searching
+
+    signed = Features(f"{server.base}/ogc", headers=server.headers("viewer"))
+    grids = _pages(signed, "grids", 400)
+    assert len(grids) == 1464
+    expected = stored["grid"]
+    for figure in FIGURES:
+        assert {f["id"]: f["properties"][figure] for f in grids} == expected[figure].to_dict(), figure
+    few = signed.collection_items("grids", limit=1464, filter="households > 450 AND name LIKE '%1%'")
     assert 0 < few["numberMatched"] < 1464
     assert all(f["properties"]["households"] > 450 and "1" in f["properties"]["name"] for f in few["features"])
 

@@ -88,14 +88,35 @@ def test_property_filters_bbox_and_cql2_json(web):
         return [f["id"] for f in web(f"/ogc/collections/grids/items?{query}", who).get_json()["features"]]
 
     assert codes("kind=专属") == [NE]
-    assert codes("households=510") == [SE]
+    assert codes("households=510", "viewer") == [SE]  # the figures are for signed-in callers
     assert codes("bbox=117.111,39.101,117.119,39.109") == [SE]
     assert codes("bbox=117.11,39.10,117.12,39.11") == [NW, SW, NE, SE]  # touching counts (a corner, an edge)
     filter_json = json.dumps({"op": ">", "args": [{"property": "households"}, 400]})
-    assert codes(f"filter={filter_json}&filter-lang=cql2-json") == [NW, SE]
-    assert codes("filter=households > 400 OR kind = '专属' AND staff > 5") == [NW, SE]  # AND binds first
+    assert codes(f"filter={filter_json}&filter-lang=cql2-json", "viewer") == [NW, SE]
+    assert codes("filter=households > 400 OR kind = '专属' AND staff > 5", "viewer") == [NW, SE]  # AND binds first
     assert codes("filter=S_INTERSECTS(geometry, POINT(117.105 39.115))") == [NW]
     assert codes("filter=S_INTERSECTS(geometry, POINT(39.115 117.105))&filter-crs=EPSG:4326") == [NW]
+    # Anonymous callers filter the masked figures, so a figure cannot be found by searching for it.
+    assert codes("households=510") == []
+    assert codes(f"filter={filter_json}&filter-lang=cql2-json") == []
+
+
+def test_anonymous_callers_get_every_grid_without_its_figures(web):
+    figures = ("households", "population", "staff")
+    anonymous = web("/ogc/collections/grids/items").get_json()["features"]
+    signed = web("/ogc/collections/grids/items", "viewer").get_json()["features"]
+    assert [f["id"] for f in anonymous] == [f["id"] for f in signed] == [NW, SW, NE, SE]
+    for seen, full in zip(anonymous, signed, strict=True):
+        assert seen["geometry"] == full["geometry"]
+        assert {k: v for k, v in seen["properties"].items() if k not in figures} == {
+            k: v for k, v in full["properties"].items() if k not in figures
+        }
+        assert [seen["properties"][k] for k in figures] == [None, None, None]
+        assert all(isinstance(full["properties"][k], int) for k in figures)
+    assert {f["id"]: f["properties"]["households"] for f in signed} == {g["code"]: g["households"] for g in GRIDS}
+    single = f"/ogc/collections/grids/items/{SE}"
+    assert web(single).get_json()["properties"]["households"] is None
+    assert web(single, "worker").get_json()["properties"]["households"] == 510  # any signed-in caller
 
 
 @pytest.mark.parametrize(
