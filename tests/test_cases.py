@@ -211,8 +211,9 @@ def _stored(store, *, status, grid=NW, level="grid", deadline=None, **extra) -> 
 def test_report_geocodes_assigns_and_sets_the_deadline(district):
     district.replace_gazetteer([{"kind": "estate", "name": "百合豪庭", "lon": 117.115, "lat": 39.105, "aliases": ""}])
     now = FRIDAY
-    worker = User("网格员", "grid_worker", (SE,))  # a grid worker reports inside their own grid
-    incident = cases.report(district, user=worker, title="积水", category_code="0404", address="百合豪庭小区", now=now)
+    incident = cases.report(
+        district, user=STREET_CHIEF, title="积水", category_code="0404", address="百合豪庭小区", now=now
+    )
     assert (incident["grid_code"], incident["community_code"], incident["street_code"]) == (SE, EAST, STREET)
     assert incident["status"] == "reported" and incident["geocode_level"] == "estate"
     assert incident["deadline"] == dt.datetime(2026, 10, 9, 18, 0)  # two working hours

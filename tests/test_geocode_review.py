@@ -59,7 +59,7 @@ def test_a_low_confidence_address_is_assigned_and_flagged(api):
 
 def test_an_ambiguous_address_is_refused_with_its_candidates(api):
     status, error = report(api, AMBIGUOUS)
-    assert status == 400 and "several districts" in error["error"] and "pick the point on the map" in error["error"]
+    assert status == 422 and "several districts" in error["error"] and "pick the point on the map" in error["error"]
     assert error["geocode"]["found"] is False and error["geocode"]["suggestions"] == ["黄河道21号"]
     assert {c["district"] for c in error["geocode"]["candidates"]} == {"南开区", "西青区"}
     assert api.store.table_counts()["incidents"] == 0
@@ -91,9 +91,9 @@ def test_the_import_flags_through_the_geocoding_result(api, tmp_path):
         f"A3,占道经营,{AMBIGUOUS},2026-11-30 09:20\n",
         encoding="utf-8",
     )
-    outcome = incidents.import_incidents(api.store, source)
+    outcome = incidents.import_incidents(api.store, source, category="0404", allow_partial=True)
     assert [r["source_id"] for r in outcome.rows] == ["A1", "A2"]
-    assert len(outcome.rejected) == 1 and "row 4" in outcome.rejected[0]
+    assert [r.row for r in outcome.rejected] == [4]
     stored = {r["source_id"]: r for r in api.store.list_incidents(limit=None)}
     assert (stored["A1"]["geocode_review"], stored["A2"]["geocode_review"]) == (False, True)
     assert stored["A2"]["grid_code"] == NE_GRID
@@ -139,14 +139,14 @@ def test_the_case_page_offers_the_point_to_those_who_may_set_it(api):
 
 
 REFUSALS = [
-    ({"lon": 117.105, "lat": 39.115}, "viewer", 403, "may not move a case"),
+    ({"lon": 117.105, "lat": 39.115}, "viewer", 403, "may not do this"),  # the route's access rule
     ({"lon": 117.105, "lat": 39.115}, "worker", 404, "no incident"),  # another grid's case
-    ({"lon": 116.5, "lat": 39.5}, "admin", 400, "lies in no grid"),
+    ({"lon": 116.5, "lat": 39.5}, "admin", 422, "lies in no grid"),
     ({"lon": 117.105, "lat": 39.115, "version": 7}, "admin", 409, "changed by someone else"),
     ({"lon": 117.105}, "admin", 400, "give lon and lat"),
     ({"lon": "east", "lat": 39.115}, "admin", 400, "lon"),
     ({"lon": 117.105, "lat": 39.115, "where": "x"}, "admin", 400, "unknown field(s) where"),
-    ({"lon": 39.115, "lat": 117.105}, "admin", 400, "latitude, longitude"),
+    ({"lon": 39.115, "lat": 117.105}, "admin", 422, "latitude, longitude"),  # well-formed, unusable
     ({"lon": 117.105, "lat": 39.115, "note": 5}, "admin", 400, "note must be text"),
 ]
 

@@ -12,7 +12,7 @@ import datetime as dt
 
 from gridmap import clock
 from gridmap import crs as crs_rules
-from gridmap.errors import Conflict, Forbidden, InvalidInput
+from gridmap.errors import Conflict, Forbidden, InvalidInput, Unprocessable
 
 MAX_NOTE = 2000
 
@@ -55,7 +55,7 @@ def relocate(
     index = assign.grid_index(store)
     where = index.locate(lon=point_lon, lat=point_lat)
     if where.grid_code is None:
-        raise InvalidInput(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district")
+        raise Unprocessable(f"the point {point_lon:.6f}, {point_lat:.6f} lies in no grid of the district")
     before = f"{incident['lon']:.6f}, {incident['lat']:.6f}" if incident.get("lon") is not None else "no point"
     changes = {
         "lon": point_lon,

@@ -146,11 +146,14 @@ def _register_error_mapper(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def on_http_error(exc: HTTPException):
         status = exc.code or 500
-        # Werkzeug's own descriptions are long and English-only; the common ones get gridmap's wording.
-        text = _HTTP_MESSAGES.get(status, exc.description or exc.name)
+        # Werkzeug's own descriptions are long and English-only; the common ones get gridmap's wording. A
+        # description gridmap wrote itself (the id range on a 404, the byte limit on a 413) is kept.
+        own = exc.description and exc.description != type(exc).description
+        text = exc.description if own else _HTTP_MESSAGES.get(status, exc.description or exc.name)
         # Keep what the exception says in headers (Allow on a 405), not its HTML content type.
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
-        return respond(status, text.format(method=request.method, path=request.path), headers=headers)
+        text = text if own else text.format(method=request.method, path=request.path)
+        return respond(status, text, headers=headers)
 
     @app.errorhandler(Exception)
     def on_unexpected(exc: Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from gridmap import assign, crs
-from gridmap.errors import InvalidInput, NotFound
+from gridmap.errors import InvalidInput
 from gridmap.store import Store
 from gridmap.web.access import anonymous_if_allowed, public, visible_edition, visible_editions
 from gridmap.web.openapi import DATE, ERRORS, OK, choice, json_response, openapi_document, query
@@ -44,10 +44,11 @@ def _number(name: str) -> float:
 def locate():
     """Find the grid of a point: ?lon=&lat=[&crs=wgs84|cgcs2000|gcj02|bd09][&edition=]."""
     lon, lat = _number("lon"), _number("lat")
-    edition = visible_edition(_store(), request.args.get("edition") or None)
-    if edition is None:
-        raise NotFound("there is no current edition: load boundaries first")
-    result = assign.locate(_store(), lon=lon, lat=lat, crs=request.args.get("crs") or "wgs84", edition=edition.name)
+    name = request.args.get("edition") or None
+    if name is not None:
+        name = visible_edition(_store(), name).name  # a draft only for those who may see it: 404 for the rest
+    # The current edition is found by the index keeper with the one revision row it reads anyway.
+    result = assign.locate(_store(), lon=lon, lat=lat, crs=request.args.get("crs") or "wgs84", edition=name)
     return jsonify(result)
 
 
