@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from gridmap.cli import crs_option, main, with_store
 from gridmap.config import Settings
-from gridmap.store import Store
+
+if TYPE_CHECKING:
+    from gridmap.store import Store
 
 
 @main.command("load-buildings")
