@@ -75,7 +75,8 @@ def test_the_editor_proposes_for_the_selected_grids_community_and_shows_audit_an
     assert int(result.get_attribute("data-redrawn")) >= 1
     assert editor.locator("#audit [data-kind=gaps]").get_attribute("data-count") == "0"
     assert editor.locator("#audit [data-kind=overlaps]").get_attribute("data-count") == "0"
-    editor.wait_for_function("document.getElementById('compare').textContent.includes('changed')", timeout=20_000)
+    # the comparison is redrawn after the proposal: the redrawn community brings new grids into the draft
+    editor.wait_for_function("Number(document.getElementById('compare').dataset.newGrids) >= 1", timeout=20_000)
     store = Store.open(editor.database_url)
     try:
         households = store.areas("plan-b", "grid")["households"].tolist()
@@ -84,6 +85,19 @@ def test_the_editor_proposes_for_the_selected_grids_community_and_shows_audit_an
     assert all(300 <= h <= 500 for h in households)
     assert editor.locator("path.leaflet-interactive").count() == len(households)
     assert editor.outside == [] and editor.errors == []
+
+
+def test_the_editor_says_the_proposals_exceptions_in_the_pages_language(editor):
+    click_lonlat(editor, LON0 + 3.5 * STRIP, LAT0 + HEIGHT / 2)
+    editor.fill("#propose input[name=min]", "30")
+    editor.fill("#propose input[name=max]", "60")  # every building of the east strip (70 households) is too big
+    audits = editor.evaluate("window.__auditFresh")
+    editor.click("#propose-community")
+    editor.wait_for_function(f"window.__auditFresh > {audits} && window.__editorBusy === 0", timeout=60_000)
+    result = editor.locator("#propose-result").inner_text()
+    assert "单独就有 70 户（> 60）" in result  # from the exception's fields, not its English detail
+    assert "alone" not in result and "undefined" not in result
+    assert editor.errors == []
 
 
 def test_proposing_without_a_selected_grid_says_what_to_do(editor):
@@ -116,7 +130,7 @@ def test_the_map_shows_buildings_when_the_layer_is_switched_on(watched, database
     watched.sign_in("admin1", "admin-pass-1")
     assert watched.page.evaluate("window.__buildingsShown || 0") == 0  # not loaded until asked for
     watched.page.hover(".leaflet-control-layers")
-    watched.page.get_by_text("楼栋 Buildings").click()
+    watched.page.locator(".leaflet-control-layers-overlays").get_by_text("楼栋", exact=True).click()  # one language
     watched.page.wait_for_function("window.__buildingsShown === 2", timeout=20_000)
     assert watched.page.locator("b").filter(has_text="西楼").count() == 0  # names are text, never markup
     watched.screenshot("buildings")

@@ -314,6 +314,18 @@
   }
 
   // ---- proposals ----------------------------------------------------------------------------------------
+  // An exception's `detail` is an English sentence; the page says it in its own language from the fields.
+  const EXCEPTION_TEXT = {
+    out_of_range: "grid {grid} has {households} households and could not be brought into {min}–{max} with its neighbours",
+    building_above_max: "building {building} alone has {households} households (> {max}): a grid of its own",
+    no_buildings: "no building of the register stands in {codes}: left as it is",
+  };
+  function exceptionText(exception, options) {
+    const msgid = EXCEPTION_TEXT[exception.kind];
+    if (!msgid) return exception.detail;
+    return t(msgid, { ...exception, codes: (exception.codes || []).join(", "), min: options.min, max: options.max });
+  }
+
   // The server redraws the community (or street) of the selected grid in this draft; the page then shows the
   // draft as it now is, and the audit and the comparison as after any edit.
   async function propose(event) {
@@ -340,7 +352,7 @@
       const box = document.getElementById("propose-result");
       const lines = [form.dataset.done.replace(/\{(\w+)\}/g, (_, key) => String(values[key] ?? "—"))];
       if (report.exceptions.length) lines.push(form.dataset.exceptions);
-      for (const exception of report.exceptions) lines.push(`  ${exception.community}: ${exception.detail}`);
+      for (const exception of report.exceptions) lines.push(`  ${exception.community}: ${exceptionText(exception, report.options || {})}`);
       box.replaceChildren(...lines.map((line) => {
         const div = document.createElement("div");
         div.textContent = line;

@@ -59,6 +59,9 @@ EDITOR_TEXT = (
     "overlap",
     "duplicate",
     "containment",
+    "grid {grid} has {households} households and could not be brought into {min}–{max} with its neighbours",
+    "building {building} alone has {households} households (> {max}): a grid of its own",
+    "no building of the register stands in {codes}: left as it is",
 )
 VIEWERS = (*EDITORS, "supervisor")
 
