@@ -546,6 +546,8 @@ def _schema(collection_id: str, base: str, what: str) -> dict:
     }
     for name, (kind, title) in props.items():
         entry = {"type": "string", "format": "date-time"} if kind == "date-time" else {"type": kind}
+        if not incidents and name in features.AREA_FIGURES:
+            entry["type"] = [kind, "null"]  # null for anonymous callers
         # Titles are for people (in the answer's language); the values a property takes are codes, in an enum.
         properties[name] = {**entry, "title": message(title)}
         if name in features.PROPERTY_VALUES:
