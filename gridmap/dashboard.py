@@ -13,8 +13,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 
-from gridmap import cases
-from gridmap.errors import InvalidInput
+from gridmap import cases, clock
+from gridmap.errors import InvalidInput, Unprocessable
 
 PERIODS = ("today", "week", "month", "30d", "range")
 DEFAULT_PERIOD = "30d"
@@ -40,12 +40,15 @@ def period_window(
     elif period == "30d":
         first = today - dt.timedelta(days=29)
     else:
+        # Each value is well-formed (the API's 400); together they cannot make a period (422).
         if start is None or end is None:
-            raise InvalidInput("a chosen range needs both from and to (YYYY-MM-DD)")
+            raise Unprocessable("a chosen range needs both from and to (YYYY-MM-DD)")
         if end < start:
-            raise InvalidInput("to is before from: give a period that ends after it starts")
+            raise Unprocessable("to is before from: give a period that ends after it starts")
         if (end - start).days > MAX_RANGE_DAYS:
-            raise InvalidInput(f"a range may span at most {MAX_RANGE_DAYS} days")
+            raise Unprocessable(f"a range may span at most {MAX_RANGE_DAYS} days")
+        if end >= dt.date.max:
+            raise Unprocessable(f"to must be before {dt.date.max.isoformat()}")
         first, tomorrow = start, end + dt.timedelta(days=1)
     return dt.datetime.combine(first, dt.time()), dt.datetime.combine(tomorrow, dt.time())
 
@@ -185,9 +188,9 @@ def build(
         if code is not None
     ][:TOP_CATEGORIES]
     return {
-        "as_of": now.replace(microsecond=0).isoformat(timespec="seconds"),
-        "from": start.isoformat(timespec="seconds"),
-        "to": end.isoformat(timespec="seconds"),
+        "as_of": clock.iso(now.replace(microsecond=0)),  # times leave gridmap with their offset (+08:00)
+        "from": clock.iso(start),
+        "to": clock.iso(end),
         "headline": headline,
         "daily": {
             "days": days,

@@ -188,7 +188,8 @@ def create_draft(store: Store, name: str, *, source: str = "current") -> dict:
 def _grid(store: Store, edition: str, code: str) -> dict:
     area = store.get_area(edition, code)
     if area["level"] != "grid":
-        raise InvalidInput(f"{code} is a {area['level']}, not a grid; only grids are edited here")
+        # a well-formed code of a community or street: there is no such grid (404), the request is not malformed
+        raise NotFound(f"{code} is a {area['level']}, not a grid; only grids are edited here")
     return area
 
 

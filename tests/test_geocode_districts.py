@@ -91,8 +91,10 @@ def test_every_scenario_over_http(live_server, database_url, tmp_path):
     assert get("/api/geocode?address=x", auth=False)[0] == 401
     status, error = get("/api/geocode")
     assert status == 400 and "address" in error["error"]
+    # Text as the API describes it, but nothing to look up in it: 422 (400 is for what the description refuses)
     status, error = get("/api/geocode?" + urllib.parse.urlencode({"address": "，。"}))
-    assert status == 400 and "nothing but spaces and punctuation" in error["error"]
+    assert status == 422 and "nothing but spaces and punctuation" in error["error"]
+    assert get("/api/geocode?" + urllib.parse.urlencode({"address": "  "}))[0] == 400
 
 
 def test_the_cli_says_why_and_what_else(districts, database_url):

@@ -134,15 +134,17 @@ def test_the_http_api_proposes_for_planners_only(loaded, live_server, database_u
     status, answer = post("/api/editions/main/propose", {"community": COMMUNITY_CODE})
     assert status == 409 and "not a draft" in answer["error"]
     assert post("/api/editions/nope/propose", {"all": True})[0] == 404
-    for body, message in [
-        ({"community": COMMUNITY_CODE, "min": 500, "max": 300}, "0 < min ≤ max"),
-        ({}, "exactly one of"),
-        ({"community": COMMUNITY_CODE, "street": "120104001"}, "exactly one of"),
-        ({"community": "999"}, "no community '999'"),
-        ({"all": "yes"}, "all must be true or false"),
-        ({"all": True, "seed": -1}, "seed must be a whole number"),
-        ({"all": True, "barriers": {"type": "Point", "coordinates": [117.1, 39.1]}}, "barriers are lines"),
-        ([1, 2], "JSON object"),
+    # 400: the body does not match the API's description; 422: it does, but cannot be used against the data
+    for body, code, message in [
+        ({"community": COMMUNITY_CODE, "min": 500, "max": 300}, 422, "0 < min ≤ max"),
+        ({}, 400, "exactly one of"),
+        ({"community": COMMUNITY_CODE, "street": "120104001"}, 400, "exactly one of"),
+        ({"community": "999"}, 422, "no community '999'"),
+        ({"all": "yes"}, 400, "all must be true or false"),
+        ({"all": True, "seed": -1}, 400, "seed must be a whole number"),
+        ({"all": True, "barriers": {"type": "Point", "coordinates": [117.1, 39.1]}}, 400, "barriers are lines"),
+        ({"all": True, "colour": "red"}, 400, "unknown field(s) colour"),
+        ([1, 2], 400, "JSON object"),
     ]:
         status, answer = post("/api/editions/plan-b/propose", body)
-        assert status == 400 and message in answer["error"], (body, answer)
+        assert status == code and message in answer["error"], (body, answer)

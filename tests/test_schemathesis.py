@@ -9,6 +9,7 @@ unusable", a point in no grid) and schema-violating ones refused. Longer runs: r
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
 import sys
@@ -41,6 +42,28 @@ values = [1, 2, 3]
 "query.a" = {{ dictionary = "editions", probability = 0.8 }}
 "query.b" = {{ dictionary = "editions", probability = 0.8 }}
 """
+# Photos are images, read from their bytes (the description names their types in the form's `encoding`):
+# random bytes are not photos. These are phone photos with GPS inside the tiny district (tests/photos.py),
+# so a report form with no lon/lat and no address is placed by its photo, as the description says.
+HOOKS = """
+import schemathesis
+from hypothesis import strategies as st
+from photos import jpeg, webp
+
+# `photos` is an array of files: the strategy gives the list (one or two), each sent as a part with a filename.
+PHOTOS = [jpeg(size=(64, 48)), jpeg(size=(48, 64)), webp(size=(64, 48))]
+schemathesis.openapi.media_type("image/jpeg", st.lists(st.sampled_from(PHOTOS[:2]), min_size=1, max_size=2))
+schemathesis.openapi.media_type("image/webp", st.lists(st.just(PHOTOS[2]), min_size=1, max_size=1))
+
+
+@schemathesis.hook
+def filter_case(context, case):
+    # schemathesis 4's coverage phase builds one multipart example from the media strategies alone, fills the
+    # other required fields with "" and calls it schema-valid; it is not (a title needs a character, an action
+    # is one of its names). Only that example is left out: fuzzing still sends photos with valid fields.
+    data = getattr(getattr(case.meta, "phase", None), "data", None)
+    return getattr(data, "description", None) != "Multipart body with custom encoding"
+"""
 
 
 @pytest.fixture
@@ -57,6 +80,7 @@ def served(live_server, database_url, tmp_path):
     (tmp_path / "schemathesis.toml").write_text(
         CONFIG.format(draft=PLAN_DRAFT, grids=", ".join(f'"{g["code"]}"' for g in GRIDS)), encoding="utf-8"
     )
+    (tmp_path / "photo_hooks.py").write_text(HOOKS, encoding="utf-8")
     return live_server, tokens, tmp_path
 
 
@@ -87,7 +111,9 @@ def test_schemathesis_finds_nothing(served, role):
     ]
     assert shutil.which(command[0]) or Path(command[0]).exists()
     started = dt.datetime.now()
-    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600)
+    path = os.pathsep.join([str(workdir), str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "photo_hooks", "PYTHONPATH": path}
+    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=600, env=env)
     summary = run.stdout[run.stdout.rfind("SUMMARY") :] if "SUMMARY" in run.stdout else run.stdout[-3000:]
     print(f"schemathesis as {role}: {(dt.datetime.now() - started).total_seconds():.0f} s\n{summary}")
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-3000:]

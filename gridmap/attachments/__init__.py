@@ -243,9 +243,10 @@ def present(row: Mapping, *, user) -> dict:
         "bytes": row["bytes"],
         "sha256": row["sha256"],
         "original": {"type": row["original_type"], "bytes": row["original_bytes"], "sha256": row["original_sha256"]},
+        # The phone's clock from EXIF, whose offset no one knows: written as it was, without one.
         "taken_at": row["taken_at"].isoformat(timespec="seconds") if row["taken_at"] else None,
         "uploaded_by": row["uploaded_by"],
-        "uploaded_at": row["uploaded_at"].isoformat(timespec="seconds"),
+        "uploaded_at": clock.iso(row["uploaded_at"]),  # the server's Shanghai time, with its offset
         "url": url(row["id"]),
         "thumb_url": url(row["id"], "thumb"),
     }

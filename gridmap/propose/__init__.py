@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import shapely
 
-from gridmap.errors import InvalidInput
+from gridmap.errors import InvalidInput, Unprocessable
 from gridmap.propose.region import CommunityPlan, NewGrid, plan_community
 
 METHODS = ("repair", "rebuild")
+MAX_HOUSEHOLDS = 1_000_000  # per grid: far above any real grid, below anything that overflows
+MAX_SEED = 2**32 - 1
 DEFAULT_COMPACT_MIN = 0.25  # Polsby–Popper below this is not "compact": such a grid is redrawn too
 
 
@@ -45,14 +47,15 @@ class ProposeOptions:
     max_added: int = 8  # good neighbours one region may take in before it gives up
 
     def __post_init__(self) -> None:
+        # Each number may be fine alone and the set still unusable: 422, not 400 (web/openapi's rule).
         if not 0 < self.households_min <= self.households_max:
-            raise InvalidInput(
+            raise Unprocessable(
                 f"the households range must satisfy 0 < min ≤ max, not {self.households_min}–{self.households_max}"
             )
         if self.target_households is not None and not (
             self.households_min <= self.target_households <= self.households_max
         ):
-            raise InvalidInput(
+            raise Unprocessable(
                 f"the target {self.target_households:g} must lie in the range "
                 f"{self.households_min}–{self.households_max}"
             )
@@ -246,14 +249,14 @@ def scope_communities(communities, *, community: str | None, street: str | None,
     codes = list(communities["code"])
     if community:
         if community not in codes:
-            raise InvalidInput(f"no community {community!r} in the edition")
+            raise Unprocessable(f"no community {community!r} in the edition")
         return [community]
     if street:
         found = [
             c for c, parent in zip(communities["code"], communities["parent_code"], strict=True) if parent == street
         ]
         if not found:
-            raise InvalidInput(f"no street {street!r} with communities in the edition")
+            raise Unprocessable(f"no street {street!r} with communities in the edition")
         return sorted(found)
     return sorted(codes)
 
@@ -314,6 +317,8 @@ def parse_barriers(value) -> list:
             raise InvalidInput(f"barrier {number} is not valid GeoJSON") from None
         if line.geom_type not in ("LineString", "MultiLineString") or line.is_empty:
             raise InvalidInput(f"barrier {number} is a {line.geom_type}; barriers are lines")
+        if line.has_z:
+            raise InvalidInput(f"barrier {number}: give its positions as [lon, lat], without a height")
         crs_rules.check_bounds(*line.bounds, where=f"barrier {number}")
         lines += [g for g in shapely.get_parts(line) if g.length > 0]
     return lines
@@ -326,12 +331,18 @@ def request_options(body, settings) -> tuple[dict, ProposeOptions, list]:
     if not isinstance(body, Mapping):
         raise InvalidInput("send a JSON object")
 
-    def whole_number(key: str, default):
-        value = body.get(key, default)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
-            raise InvalidInput(f"{key} must be a whole number, not {value!r}")
+    def whole_number(key: str, default, *, low: int, high: int):
+        value = body.get(key)
+        if value is None:  # left out or null: the default
+            return default
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value != int(value)
+            or not low <= value <= high
+        ):
+            raise InvalidInput(f"{key} must be a whole number from {low} to {high}, not {str(value)[:30]}")
         return int(value)
 
     def text(key: str) -> str | None:
@@ -346,15 +357,17 @@ def request_options(body, settings) -> tuple[dict, ProposeOptions, list]:
         if key in body and not isinstance(body[key], bool):
             raise InvalidInput(f"{key} must be true or false")
     target = body.get("target")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)):
-        raise InvalidInput(f"target must be a number, not {target!r}")
+    if target is not None and (
+        isinstance(target, bool) or not isinstance(target, int | float) or not math.isfinite(target)
+    ):
+        raise InvalidInput(f"target must be a number, not {str(target)[:30]}")
     scope = {"community": text("community"), "street": text("street"), "whole": bool(body.get("all", False))}
     options = ProposeOptions(
-        households_min=whole_number("min", settings.households_min),
-        households_max=whole_number("max", settings.households_max),
+        households_min=whole_number("min", settings.households_min, low=1, high=MAX_HOUSEHOLDS),
+        households_max=whole_number("max", settings.households_max, low=1, high=MAX_HOUSEHOLDS),
         target_households=float(target) if target is not None else None,
         keep_good=body.get("keep_good", True),
-        seed=whole_number("seed", 0),
+        seed=whole_number("seed", 0, low=0, high=MAX_SEED),
         method=body.get("method", "repair"),
     )
     barriers = parse_barriers(body["barriers"]) if body.get("barriers") is not None else []
@@ -393,7 +406,7 @@ def propose(
     scope = scope_communities(communities, community=community, street=street, whole=whole)
     buildings = store.buildings()
     if not buildings:
-        raise InvalidInput("the household register is empty: load buildings first (gridmap load-buildings FILE)")
+        raise Unprocessable("the household register is empty: load buildings first (gridmap load-buildings FILE)")
     proposal = propose_plan(grids, communities, buildings, scope=scope, options=options, barriers=barriers)
     names = dict(zip(communities["code"], communities["name"], strict=True))
     number_grids(proposal, lambda code, n: drafts.next_codes(store, code, n), names)

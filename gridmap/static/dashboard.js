@@ -52,6 +52,12 @@
     }
     return q;
   }
+  // The period is [from, to) in Shanghai time (+08:00): its last day is the day before `to`'s date, counted on
+  // the date alone so the browser's own time zone cannot move it.
+  function lastDay(to) {
+    return new Date(Date.parse(to.slice(0, 10)) - 86400000).toISOString().slice(0, 10);
+  }
+
   function number(v, digits) {
     if (v == null) return "—";
     return digits == null ? String(v) : Number(v).toFixed(digits);
@@ -175,7 +181,7 @@
     performance.mark("dashboard-data");
     state.data = d;
     drawTiles(d.headline);
-    document.getElementById("dash-period").textContent = d.from.slice(0, 10) + " – " + (new Date(Date.parse(d.to) - 86400000).toISOString().slice(0, 10));
+    document.getElementById("dash-period").textContent = d.from.slice(0, 10) + " – " + lastDay(d.to);
     drawDaily(d.daily);
     drawWeekly(d.weekly);
     drawLights(d.lights);
@@ -185,14 +191,14 @@
     drawHours(d.close_hours);
     performance.mark("dashboard-charts");
     if (state.mapDrawn) drawMap(d.grids);
-    setState(d.headline.received ? t("Updated") + " " + d.as_of.replace("T", " ") : t("No cases in this period."));
+    setState(d.headline.received ? t("Updated") + " " + d.as_of.slice(0, 19).replace("T", " ") : t("No cases in this period."));
   }
   function updateLinks(q) {
     for (const id of ["export-xlsx", "export-csv"]) {
       const link = document.getElementById(id);
       const e = new URLSearchParams(q);
       e.delete("period");
-      if (state.data) { e.set("from", state.data.from.slice(0, 10)); e.set("to", new Date(Date.parse(state.data.to) - 86400000).toISOString().slice(0, 10)); }
+      if (state.data) { e.set("from", state.data.from.slice(0, 10)); e.set("to", lastDay(state.data.to)); }
       e.set("format", id === "export-xlsx" ? "xlsx" : "csv");
       e.set("by", link.dataset.by);
       link.href = "/stats/export?" + e.toString();

@@ -10,6 +10,7 @@ multipart/form-data too: the JSON fields as form fields, the files in `photos` (
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Flask, Response, after_this_request, current_app, jsonify, request
 from flask_babel import lazy_gettext as _l
@@ -18,9 +19,10 @@ from gridmap import attachments
 from gridmap.errors import InvalidInput
 from gridmap.web import case_openapi
 from gridmap.web.auth import current_user, require_user
-from gridmap.web.openapi import ERRORS, json_response, path_param, query
+from gridmap.web.openapi import DATE_TIME, choice, json_response, path_param, query
 
 blueprint = Blueprint("attachments", __name__)
+MAX_WORKING_TIME = 10_000  # hours or days of an extension, as cases.prepare_action checks for `extend`
 log = logging.getLogger(__name__)
 STAGE_NAMES = {"before": _l("Before: with the report"), "during": _l("While handling"), "after": _l("After: result")}
 
@@ -67,6 +69,8 @@ def is_multipart() -> bool:
 
 def form_fields(allowed: tuple[str, ...]) -> dict:
     """Return a multipart request's form fields as the JSON body would give them (empty fields left out)."""
+    if "photos" in request.form:  # a part without a filename arrives as text, its bytes lost
+        raise InvalidInput("photos must be sent as files: each part needs a filename")
     unknown = sorted(set(request.form) - set(allowed))
     if unknown:
         raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(allowed)} and photos")
@@ -78,8 +82,8 @@ def form_fields(allowed: tuple[str, ...]) -> dict:
         value = request.form.get(name, "").strip()
         if value:
             body[name] = value
-    if "version" in body:
-        if not body["version"].isdigit():
+    if "version" in body:  # as in a JSON body: any whole number (a stale one is 409)
+        if not re.fullmatch(r"[+-]?[0-9]{1,18}", body["version"]):
             raise InvalidInput("version must be a whole number")
         body["version"] = int(body["version"])
     return body
@@ -132,8 +136,31 @@ def report(**fields) -> dict:
     return incident
 
 
+def _check_working_time(step: dict) -> None:
+    """Check hours and days whatever the step, as the description does (only `extend` uses them)."""
+    for name in ("hours", "days"):
+        value = step.get(name)
+        if value is None:
+            continue
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | str)
+            or (
+                isinstance(value, str) and not is_multipart()  # a JSON body sends numbers; a form, text
+            )
+        ):
+            raise InvalidInput(f"{name} must be a number")
+        try:
+            number = float(value)
+        except ValueError:
+            raise InvalidInput(f"{name} must be a number, not {str(value)[:30]!r}") from None
+        if not 0 < number <= MAX_WORKING_TIME:  # NaN fails too
+            raise InvalidInput(f"{name} must be a positive number of working {name} up to {MAX_WORKING_TIME}")
+
+
 def act(incident_id: int, **step) -> dict:
     """Take a workflow step with the request's photos (see gridmap.attachments.act)."""
+    _check_working_time(step)
     storage, limits = upload_state()
     sent = uploads()
     incident = attachments.act(_store(), storage, incident_id, user=current_user(), uploads=sent, limits=limits, **step)
@@ -216,7 +243,7 @@ OPENAPI_PATHS: dict[str, dict] = {
         "get": {
             "summary": "A case's photos, oldest first (404 when the case is outside the caller's scope)",
             "parameters": [path_param("incident_id", "integer")],
-            "responses": {"200": json_response("#/components/schemas/AttachmentList"), **ERRORS},
+            "responses": {"200": json_response("#/components/schemas/AttachmentList")},
         }
     },
     "/api/attachments/{attachment_id}": {
@@ -224,7 +251,11 @@ OPENAPI_PATHS: dict[str, dict] = {
             "summary": "One photo, re-encoded without EXIF (no place, no phone); 404 outside the caller's scope",
             "parameters": [
                 path_param("attachment_id", "integer"),
-                query("size", "display (default: long side ≤ 2000 px) or thumb (≤ 320 px JPEG)"),
+                query(
+                    "size",
+                    "display (default: long side ≤ 2000 px) or thumb (≤ 320 px JPEG)",
+                    choice(attachments.SIZES),
+                ),
             ],
             "responses": {
                 "200": {
@@ -235,7 +266,6 @@ OPENAPI_PATHS: dict[str, dict] = {
                     },
                 },
                 "304": {"description": "Not modified (If-None-Match matched the ETag, the SHA-256)"},
-                **ERRORS,
             },
         }
     },
@@ -250,21 +280,54 @@ _PHOTOS = {
 }
 
 
+def _form_field(schema: dict) -> dict:
+    """A JSON field's schema as a form field: text has no null (an empty or missing field is "not given")."""
+    field = dict(schema)
+    if isinstance(field.get("type"), list):
+        kinds = [t for t in field["type"] if t != "null"]
+        field["type"] = kinds[0] if len(kinds) == 1 else kinds
+    if "enum" in field:
+        field["enum"] = [v for v in field["enum"] if v is not None]
+    return field
 
-def _with_photos(schema: dict, *, place_optional: bool = False) -> dict:
-    form = {**schema, "properties": {**schema["properties"], "photos": _PHOTOS}}
-    if place_optional:  # the place may come from a photo's EXIF instead
-        form["allOf"] = [part for part in schema.get("allOf", []) if part.get("anyOf") is not case_openapi.PLACE]
+
+def _with_photos(schema: dict, *, place_from_photos: bool = False) -> dict:
+    fields = {name: _form_field(field) for name, field in schema["properties"].items()}
+    form = {**schema, "properties": {**fields, "photos": _PHOTOS}}
+    if place_from_photos:  # no lon/lat and no address: then a photo's EXIF GPS must place the case
+        from_photos = {"required": ["photos"], "not": case_openapi.PLACE[1]["not"]}
+        form["allOf"] = [
+            {"anyOf": [*part["anyOf"], from_photos]} if part.get("anyOf") is case_openapi.PLACE else part
+            for part in schema.get("allOf", [])
+        ]
     return form
 
 
 OPENAPI_SCHEMAS: dict[str, dict] = {
     # Form fields are the JSON body's fields plus photos, flattened (an allOf with a closed NewIncident would
-    # refuse `photos`). Without lon/lat or address, the GPS in a photo's EXIF places a new case.
-    "NewIncidentForm": _with_photos(case_openapi.OPENAPI_SCHEMAS["NewIncident"], place_optional=True),
+    # refuse `photos`). Without lon/lat or address, the GPS in a photo's EXIF places a new case: a request
+    # whose photos carry none is 400, as one without a place at all.
+    "NewIncidentForm": _with_photos(case_openapi.OPENAPI_SCHEMAS["NewIncident"], place_from_photos=True),
     "ActionForm": _with_photos(case_openapi.OPENAPI_SCHEMAS["Action"]),
     "Attachment": {
         "type": "object",
+        "required": [
+            "id",
+            "incident_id",
+            "stage",
+            "action",
+            "filename",
+            "content_type",
+            "width",
+            "height",
+            "bytes",
+            "sha256",
+            "taken_at",
+            "uploaded_by",
+            "uploaded_at",
+            "url",
+            "thumb_url",
+        ],
         "properties": {
             "id": {"type": "integer"},
             "incident_id": {"type": "integer"},
@@ -281,20 +344,25 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
                 "description": "the file as sent (kept as evidence, never served)",
                 "properties": {"type": {"type": "string"}, "bytes": {"type": "integer"}, "sha256": {"type": "string"}},
             },
-            "taken_at": {"type": ["string", "null"], "format": "date-time", "description": "from EXIF"},
+            "taken_at": {
+                "type": ["string", "null"],
+                "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$",
+                "description": "from EXIF: the phone's clock, whose offset EXIF does not say (so none is given)",
+            },
             "photo_location": {
                 "type": ["array", "null"],
                 "items": {"type": "number"},
                 "description": "[lon, lat] from EXIF; only for admin and supervisor",
             },
             "uploaded_by": {"type": "string"},
-            "uploaded_at": {"type": "string", "format": "date-time"},
+            "uploaded_at": DATE_TIME,
             "url": {"type": "string"},
             "thumb_url": {"type": "string"},
         },
     },
     "AttachmentList": {
         "type": "object",
+        "required": ["items", "count"],
         "properties": {
             "items": {"type": "array", "items": {"$ref": "#/components/schemas/Attachment"}},
             "count": {"type": "integer"},

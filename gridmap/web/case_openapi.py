@@ -69,6 +69,7 @@ _CASE_FILTERS = [
     ),
 ]
 _ID = [path_param("incident_id", "integer")]
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic")
 TOO_LARGE = {"413": json_response("#/components/schemas/Error", "A photo or the request is over its size limit")}
 
 
@@ -78,7 +79,25 @@ def _json_or_form(name: str) -> dict:
         "required": True,
         "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}},
-            "multipart/form-data": {"schema": {"$ref": f"#/components/schemas/{name}Form"}},
+            "multipart/form-data": {
+                "schema": {"$ref": f"#/components/schemas/{name}Form"},
+                # Each photo must be one of these images (read from its bytes, not its name): 400 otherwise.
+                "encoding": {
+                    "photos": {
+                        "contentType": ", ".join(PHOTO_TYPES),
+                        "headers": {
+                            "Content-Disposition": {
+                                "description": "Each photo is a file part: it has a filename",
+                                "required": True,
+                                "schema": {
+                                    "type": "string",
+                                    "example": 'form-data; name="photos"; filename="photo.jpg"',
+                                },
+                            }
+                        },
+                    }
+                },
+            },
         },
     }
 
@@ -173,6 +192,7 @@ PLACE = [
 ]
 
 OPENAPI_SCHEMAS: dict[str, dict] = {
+    "Indicators": _INDICATORS,  # cases.indicators: /api/stats and the dashboard's headline
     "NewIncident": {
         "type": "object",
         "description": "Give the place as lon and lat (in `crs`, default WGS84) or as an address.",

@@ -150,7 +150,7 @@ def period() -> tuple[dt.datetime | None, dt.datetime | None]:
     """Read ?from= and ?to= (a date as `to` includes that whole day); refuse a period that ends before it starts."""
     start, end = _moment("from"), _moment("to", end=True)
     if start and end and end <= start:
-        raise InvalidInput("to is before from: give a period that ends after it starts")
+        raise Unprocessable("to is before from: give a period that ends after it starts")  # each is well-formed
     return start, end
 
 

@@ -17,11 +17,11 @@ import threading
 from flask import Blueprint, current_app, render_template, request
 
 from gridmap import assets, cases, clock, dashboard, maps
-from gridmap.web import map_views
+from gridmap.web import case_openapi, map_views
 from gridmap.web.auth import current_user, require_user
 from gridmap.web.case_views import stat_filters
 from gridmap.web.i18n import current_language, script_text
-from gridmap.web.openapi import ERRORS, OK, query
+from gridmap.web.openapi import DATE_TIME, ERRORS, choice, json_response, query
 
 blueprint = Blueprint("dashboard", __name__)
 log = logging.getLogger(__name__)
@@ -200,21 +200,126 @@ def _warm_up() -> None:
 
 
 # ---- OpenAPI ----------------------------------------------------------------------------------------------
+_DAY = {"anyOf": [{"type": "string", "format": "date"}, {"const": ""}]}
+_COUNTS = {"type": "array", "items": {"type": "integer", "minimum": 0}}
+_RATES = {"type": "array", "items": {"type": ["number", "null"]}}
+_RANKED = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "required": ["code", "name", "open", "overdue"],
+        "properties": {
+            "code": {"type": "string"},
+            "name": {"type": ["string", "null"]},
+            "open": {"type": "integer", "minimum": 0},
+            "overdue": {"type": "integer", "minimum": 0},
+        },
+    },
+}
 OPENAPI_PATHS: dict[str, dict] = {
     "/api/dashboard": {
         "get": {
             "summary": "Every figure of the dashboard for the caller's scope, filters and period",
+            "description": "A case counts when it was reported in the period [from, to). A range needs from and "
+            "to, to not before from, at most 3 years: otherwise 422.",
             "parameters": [
-                query("period", "today, week, month, 30d (default) or range (with from and to)"),
-                query("from", "First day of a range (YYYY-MM-DD)"),
-                query("to", "Last day of a range (YYYY-MM-DD, included)"),
+                query(
+                    "period",
+                    "today, week, month, 30d (default) or range (default when from or to is given)",
+                    choice(dashboard.PERIODS),
+                ),
+                query("from", "First day of a range (YYYY-MM-DD)", _DAY),
+                query("to", "Last day of a range (YYYY-MM-DD, included)", _DAY),
                 query("grid", "Grid code"),
                 query("community", "Community code"),
                 query("street", "Street code"),
-                query("category", "4-digit category code"),
-                query("source", "Source: " + ", ".join(cases.SOURCES)),
+                query("category", "4-digit category code", choice(case_openapi._category_codes())),
+                query("source", "Source: " + ", ".join(cases.SOURCES), choice(cases.SOURCES)),
             ],
-            "responses": {"200": OK, **ERRORS},
+            "responses": {"200": json_response("#/components/schemas/Dashboard"), "422": ERRORS["422"]},
         }
+    },
+}
+OPENAPI_SCHEMAS: dict[str, dict] = {
+    "Dashboard": {
+        "type": "object",
+        "required": [
+            "as_of",
+            "from",
+            "to",
+            "period",
+            "filters",
+            "headline",
+            "daily",
+            "weekly",
+            "streets",
+            "communities",
+            "categories",
+            "close_hours",
+            "lights",
+            "grids",
+        ],
+        "properties": {
+            "as_of": DATE_TIME,
+            "from": {**DATE_TIME, "description": "First moment of the period (Asia/Shanghai)"},
+            "to": {**DATE_TIME, "description": "End of the period, excluded (Asia/Shanghai)"},
+            "period": {"type": "string", "enum": list(dashboard.PERIODS)},
+            "filters": {
+                "type": "object",
+                "description": "The filters applied (those given)",
+                "additionalProperties": {"type": "string"},
+            },
+            "headline": {"$ref": "#/components/schemas/Indicators"},
+            "daily": {
+                "type": "object",
+                "required": ["days", "received", "closed"],
+                "properties": {
+                    "days": {"type": "array", "items": {"type": "string", "format": "date"}},
+                    "received": _COUNTS,
+                    "closed": _COUNTS,
+                },
+            },
+            "weekly": {
+                "type": "object",
+                "required": ["weeks", "resolution_rate", "on_time_rate", "received"],
+                "properties": {
+                    "weeks": {"type": "array", "items": {"type": "string", "pattern": "^[0-9]{4}-W[0-9]{2}$"}},
+                    "resolution_rate": _RATES,
+                    "on_time_rate": _RATES,
+                    "received": _COUNTS,
+                },
+            },
+            "streets": _RANKED,
+            "communities": _RANKED,
+            "categories": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["code", "name", "received"],
+                    "properties": {
+                        "code": {"type": "string"},
+                        "name": {"type": "string"},
+                        "received": {"type": "integer", "minimum": 1},
+                    },
+                },
+            },
+            "close_hours": {
+                "type": "object",
+                "required": ["edges", "counts"],
+                "description": "Histogram of hours to close: counts[i] from edges[i] (the last bin is open)",
+                "properties": {"edges": _COUNTS, "counts": _COUNTS},
+            },
+            "lights": {
+                "type": "object",
+                "required": ["green", "yellow", "red", "none"],
+                "additionalProperties": False,
+                "properties": {k: {"type": "integer", "minimum": 0} for k in ("green", "yellow", "red", "none")},
+            },
+            "grids": {
+                "type": "object",
+                "description": "Open cases per grid code",
+                "additionalProperties": {"type": "integer", "minimum": 1},
+            },
+        },
     },
 }

@@ -8,15 +8,17 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, redirect, request
 
 from gridmap import cases, geocode
-from gridmap.errors import InvalidInput
-from gridmap.geocode import review
+from gridmap.errors import InvalidInput, Unprocessable
+from gridmap.geocode import normalise, review
 from gridmap.store import Store
+from gridmap.web import inputs
 from gridmap.web.auth import current_user, require_user
-from gridmap.web.openapi import ERRORS, json_response, path_param, query
+from gridmap.web.openapi import ERRORS, json_body, json_response, path_param, query
 
 blueprint = Blueprint("geocode", __name__)
 MAX_ADDRESS = 300
 LOCATION_FIELDS = ("lon", "lat", "crs", "note", "version")
+POINT_CRS = ("wgs84", "cgcs2000", "gcj02", "bd09")
 
 
 def _store() -> Store:
@@ -36,7 +38,13 @@ def geocode_address():
         raise InvalidInput("missing query parameter 'address'")
     if len(address) > MAX_ADDRESS:
         raise InvalidInput(f"address is longer than {MAX_ADDRESS} characters")
-    locate = (request.args.get("locate") or "").lower() in ("1", "true", "yes", "on")
+    if not address.strip():
+        raise InvalidInput("address is empty")
+    locate = inputs.flag_arg("locate")
+    try:
+        normalise.require_text(address)
+    except InvalidInput as error:  # text as described, but nothing in it to look up (only punctuation)
+        raise Unprocessable(error.message) from None
     return jsonify(geocode.geocode_address(_store(), address, settings=_settings(), locate=locate))
 
 
@@ -44,14 +52,14 @@ def geocode_address():
 @require_user(*cases.ACTING_ROLES)  # the roles the case rules let move a case
 def relocate_incident(incident_id: int):
     """Put a case at the point a person picked (after a low-confidence geocode): its grid follows, review clears."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidInput("send a JSON object (Content-Type: application/json)")
-    unknown = sorted(set(body) - set(LOCATION_FIELDS))
-    if unknown:
-        raise InvalidInput(f"unknown field(s) {', '.join(unknown)}; the fields are {', '.join(LOCATION_FIELDS)}")
+    body = inputs.json_object(LOCATION_FIELDS)
     if "lon" not in body or "lat" not in body:
         raise InvalidInput("give lon and lat of the point")
+    for name in ("lon", "lat"):  # JSON numbers here (the case page's form sends text, read by relocate)
+        if isinstance(body[name], bool) or not isinstance(body[name], int | float):
+            raise InvalidInput(f"{name} must be a number")
+    if body.get("crs") not in (None, *POINT_CRS):
+        raise InvalidInput(f"crs must be one of {', '.join(POINT_CRS)}, not {str(body['crs'])[:30]!r}")
     incident = review.relocate(
         _store(),
         incident_id,
@@ -91,23 +99,27 @@ OPENAPI_PATHS: dict[str, dict] = {
             "parameters": [
                 query(
                     "address",
-                    "The address as written, e.g. 南开区卫津路99号 or 黄河道与卫津路交叉口东150米",
+                    "The address as written, e.g. 南开区卫津路99号 or 黄河道与卫津路交叉口东150米 (only "
+                    "punctuation: 422)",
+                    {"type": "string", "maxLength": MAX_ADDRESS, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$"},
                     required=True,
                 ),
-                query("locate", "true: also give the grid of the point", {"type": "boolean"}),
+                query("locate", "true (or 1): also give the grid of the point", inputs.FLAG_SCHEMA),
             ],
-            "responses": {"200": json_response("#/components/schemas/Geocode"), **ERRORS},
+            "responses": {"200": json_response("#/components/schemas/Geocode"), "422": ERRORS["422"]},
         }
     },
     "/api/incidents/{incident_id}/location": {
         "post": {
             "summary": "Set a case's point by hand (the review of a low-confidence geocode); its grid follows",
             "parameters": [path_param("incident_id", "integer")],
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CasePoint"}}},
+            "requestBody": json_body({"$ref": "#/components/schemas/CasePoint"}),
+            "description": "A point in no grid of the district is 422; a closed case, or a stale version, 409.",
+            "responses": {
+                "200": json_response("#/components/schemas/Incident"),
+                "409": ERRORS["409"],
+                "422": ERRORS["422"],
             },
-            "responses": {"200": json_response("#/components/schemas/Incident"), **ERRORS},
         }
     },
 }
@@ -151,12 +163,16 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
     "CasePoint": {
         "type": "object",
         "required": ["lon", "lat"],
+        "additionalProperties": False,
         "properties": {
-            "lon": {"type": "number"},
-            "lat": {"type": "number"},
-            "crs": {"type": "string", "enum": ["wgs84", "cgcs2000", "gcj02", "bd09"]},
-            "note": {"type": "string", "maxLength": review.MAX_NOTE},
-            "version": {"type": "integer", "description": "the version the caller saw (409 when stale)"},
+            "lon": {"type": "number", "minimum": -180, "maximum": 180},
+            "lat": {"type": "number", "minimum": -90, "maximum": 90},
+            "crs": {"enum": [*POINT_CRS, None], "description": "of lon and lat (default wgs84)"},
+            "note": {"type": ["string", "null"], "maxLength": review.MAX_NOTE},
+            "version": {
+                "type": ["integer", "null"],
+                "description": "the version the caller saw (409 when stale; null or left out: not checked)",
+            },
         },
     },
 }
