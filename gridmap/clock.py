@@ -20,6 +20,12 @@ def now() -> dt.datetime:
     return dt.datetime.now(TIMEZONE).replace(tzinfo=None, microsecond=0)
 
 
+def now_exact() -> dt.datetime:
+    """Return the current Shanghai wall-clock time, naive, to the microsecond (for what must tell two moments of
+    the same second apart, such as two editions made one after the other)."""
+    return dt.datetime.now(TIMEZONE).replace(tzinfo=None)
+
+
 def today() -> dt.date:
     """Return today's date in Shanghai."""
     return dt.datetime.now(TIMEZONE).date()

@@ -137,6 +137,12 @@ class Settings:
         "Where case photos are kept: a directory (default instance/attachments) or s3://BUCKET[/PREFIX] for an "
         "S3-compatible bucket (credentials from the usual AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).",
     )
+    cache_dir: str = _setting(
+        str(PROJECT_DIR / "instance" / "cache"),
+        "GRIDMAP_CACHE_DIR",
+        "Directory where the grid index's raster is kept between processes, named by the grids it was built from "
+        "(empty: build it in every process).",
+    )
     s3_endpoint_url: str = _setting(
         "",
         "GRIDMAP_S3_ENDPOINT_URL",

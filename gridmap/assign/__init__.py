@@ -17,7 +17,7 @@ from gridmap import crs as crs_module
 
 from .batch import locate_batch
 from .index import BulkResult, GridIndex, NearestGrids
-from .keeper import IndexKeeper, cached_index, edition_state, grid_index, index_at, prepare
+from .keeper import IndexKeeper, cached_index, edition_state, grid_index, index_at, prepare, saved_index
 from .rule import Assignment, choose
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "locate_via_database",
     "prepare",
     "reassign",
+    "saved_index",
     "to_wgs84_point",
 ]
 

@@ -17,6 +17,7 @@ import shapely
 from gridmap import crs as crs_module
 from gridmap.errors import InvalidInput
 
+from . import index_cache
 from .rule import Assignment
 
 # A cell's box is widened by this much (degrees, about 0.1 mm) before testing that a grid's interior holds it,
@@ -140,7 +141,48 @@ class GridIndex:
         # One spare cell on every side, so points on the outermost edges fall inside the raster.
         self.x0, self.y0 = float(minx) - self.dx, float(miny) - self.dy
         self.nx, self.ny = self.nx + 2, self.ny + 2
-        from scipy import ndimage  # ~0.1 s to import: only building an index needs it
+        params = np.array([self.x0, self.y0, self.dx, self.dy, self.nx, self.ny], dtype=float)
+        name = None
+        if index_cache.directory() is not None:
+            name = index_cache.digest(
+                self.codes, shapely.to_wkb(self.geometries), (CELLS_PER_GRID, MAX_CELLS, _HAIR, _CELL_MARGIN)
+            )
+            if self._use_saved(index_cache.load(name), params):
+                return
+        self._compute_raster()
+        if name is not None:
+            index_cache.save(
+                name,
+                {
+                    "params": params,
+                    "owner_or_outside": self._owner_or_outside,
+                    "candidate_start": self.candidate_start,
+                    "candidate_grid": self.candidate_grid,
+                },
+            )
+
+    def _use_saved(self, saved: dict[str, np.ndarray] | None, params: np.ndarray) -> bool:
+        """Take a saved raster when it is whole and was laid out as this one would be."""
+        if saved is None or not np.array_equal(saved["params"], params):
+            return False
+        owner_or_outside, start, grids = saved["owner_or_outside"], saved["candidate_start"], saved["candidate_grid"]
+        slots = start.size - 1
+        if not (
+            owner_or_outside.size == self.nx * self.ny + 1
+            and slots >= 0
+            and start[-1] == grids.size
+            and (grids.size == 0 or 0 <= grids.min() <= grids.max() < len(self.codes))
+            and owner_or_outside[:-1].max(initial=_EMPTY) < len(self.codes)
+            and owner_or_outside[:-1].min(initial=_EMPTY) >= _MIXED - slots + 1
+        ):
+            return False
+        self._owner_or_outside = owner_or_outside
+        self.owner = owner_or_outside[:-1]
+        self.candidate_start, self.candidate_grid = start, grids
+        return True
+
+    def _compute_raster(self) -> None:
+        from scipy import ndimage  # ~0.25 s to import: only building a raster (not loading one) needs it
 
         on_edge = self._cells_on_edges()
         # Cells no edge crosses form regions that lie wholly inside one grid, or wholly outside every grid;
@@ -158,9 +200,10 @@ class GridIndex:
         single = hits[which] == 1
         region_owner[which[single]] = grids[single]
         owner = np.concatenate([np.array([_MIXED], dtype=np.int32), region_owner])[regions]
-        self.owner = owner
+        # The raster and one cell beyond it (every point outside the raster) in one array; `owner` is a view.
+        self._owner_or_outside = np.append(owner, np.int32(_OUTSIDE))
+        self.owner = self._owner_or_outside[:-1]
         self._collect_cell_candidates()
-        self._owner_or_outside = np.append(self.owner, np.int32(_OUTSIDE))
 
     def _cells_on_edges(self) -> np.ndarray:
         """Mark every cell that an edge of some grid passes through (erring on the safe side)."""

@@ -16,6 +16,7 @@ from collections import OrderedDict
 
 from gridmap.errors import NotFound
 
+from . import index_cache
 from .index import GridIndex
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ def index_at(store, state: EditionState) -> GridIndex:
         return build.result()
     try:
         build.index = build_index(store, state[0])
+        _keep_on_disk(store.url, state, build.index)
     except BaseException as exc:
         build.error = exc
     finally:
@@ -114,6 +116,28 @@ def index_at(store, state: EditionState) -> GridIndex:
             del _builds[(store.url, state)]
         build.done.set()
     return build.result()
+
+
+def saved_index(url: str, state: EditionState) -> GridIndex | None:
+    """Return the index of an edition at `state` from the grids kept on disk, or None when none are kept."""
+    found = index_cache.load_grids(url, state)
+    if found is None:
+        return None
+    import shapely
+
+    codes, names, communities, streets, wkbs = found
+    return GridIndex(codes, shapely.from_wkb(wkbs), communities, streets, names=names, edition=state[0])
+
+
+def _keep_on_disk(url: str, state: EditionState, index: GridIndex) -> None:
+    if index_cache.directory() is None:
+        return
+    import shapely
+
+    index_cache.save_grids(
+        url, state, index.codes, index.names, index.community_codes, index.street_codes,
+        shapely.to_wkb(index.geometries).tolist(),
+    )  # fmt: skip
 
 
 def prepare(store, edition: str | None = None) -> threading.Thread:

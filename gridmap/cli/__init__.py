@@ -23,6 +23,8 @@ from gridmap.config import Settings, setting_help
 from gridmap.errors import GridmapError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from gridmap.store import Store
 
 # The same values as boundaries.IMPORT_LEVELS and EXPORT_FORMATS (tests/test_cli.py checks), written out so that
@@ -81,24 +83,40 @@ db_option = click.option(
 )
 
 
-def with_store(command):
-    """Add `--db URL` to a command and hand it an open Store."""
+def with_store(command, *, lazily: bool = False):
+    """Add `--db URL` to a command and hand it an open Store (`lazily`: a function that opens it when called)."""
 
     @click.option(
         "--db", "database_url", envvar="GRIDMAP_DATABASE_URL", metavar="URL", help=setting_help("database_url")
     )
     @functools.wraps(command)
     def wrapper(*args, database_url: str | None, **kwargs):
-        from gridmap.store import Store
+        from gridmap.assign import index_cache
 
         settings = Settings.from_env(database_url=database_url)
-        store = Store.open(settings)
+        index_cache.use_directory(settings.cache_dir)
+        opened = []
+
+        def open_store():
+            from gridmap.store import Store
+
+            if not opened:
+                opened.append(Store.open(settings))
+            return opened[0]
+
         try:
-            return command(*args, store=store, settings=settings, **kwargs)
+            return command(*args, store=open_store if lazily else open_store(), settings=settings, **kwargs)
         finally:
-            store.close()
+            for store in opened:
+                store.close()
 
     return wrapper
+
+
+def with_lazy_store(command):
+    """`with_store`, handing the command a function that opens the Store on first call (a command that may not
+    need the database at all then skips opening it)."""
+    return with_store(command, lazily=True)
 
 
 lang_option = click.option(
@@ -318,9 +336,9 @@ def crs_option(help_text: str):
 @click.option("--lon-column", default="lon", show_default=True)
 @click.option("--lat-column", default="lat", show_default=True)
 @click.option("--edition", help="Edition to locate in (default: the current one).")
-@with_store
+@with_lazy_store
 def locate(
-    store: Store,
+    store: Callable[[], Store],
     settings: Settings,
     lon,
     lat,
@@ -341,15 +359,28 @@ def locate(
             raise click.UsageError("--input needs --output")
         from concurrent.futures import ThreadPoolExecutor
 
-        state = assign.edition_state(store, edition)
+        from gridmap.store import peek
+
+        # The edition's state asked through the database's own driver, and the grids of that state kept on disk
+        # by an earlier run: when both are there the store is never opened (SQLAlchemy's import alone would take
+        # a tenth of the run). Otherwise the index is built from the store in a second thread while the rows
+        # are read.
+        state = peek.edition_state(settings.database_url, edition)
+        if state is None:  # not known that way: the store says which edition and, when there is none, why
+            state = assign.edition_state(store(), edition)
         rows = _estimated_rows(input_path)
-        # The index is built in a second thread while the first block of rows is read and parsed.
+
+        def index():
+            if (found := assign.saved_index(settings.database_url, state)) is not None:
+                return found
+            return assign.index_at(store(), state)
+
         with (
             ThreadPoolExecutor(1) as pool,
             click.progressbar(length=rows, label="locating", file=sys.stderr) as bar,
         ):
             counts = assign.locate_csv(
-                pool.submit(assign.index_at, store, state),
+                pool.submit(index),
                 input_path,
                 output_path,
                 columns=(id_column, lon_column, lat_column),
@@ -362,7 +393,7 @@ def locate(
     if lon is None or lat is None:
         raise click.UsageError("give --lon and --lat, or --input and --output")
     # One point: the database's spatial index answers faster than building the in-memory index would.
-    result = assign.locate(store, lon=lon, lat=lat, crs=source_crs, edition=edition, use_index=False)
+    result = assign.locate(store(), lon=lon, lat=lat, crs=source_crs, edition=edition, use_index=False)
     if as_json:
         click.echo(json.dumps(result, ensure_ascii=False))
         return

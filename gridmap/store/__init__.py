@@ -7,27 +7,27 @@ and GeoDataFrames; nothing above this package builds SQL.
 Each concern lives in its own module as a part of `Store`: `engine` (connection, transactions, schema),
 `editions` (editions, areas, drafts), `incidents`, `incident_import` (bulk imports), `attachments` (photo
 rows), `gazetteer`, `users`, `buildings` (the household register).
+
+Importing the package costs nothing: its names are imported on first use (SQLAlchemy alone takes a tenth of a
+second), so a command that only peeks at the database (`peek`) starts without it.
 """
 
 from __future__ import annotations
 
-from .attachments import AttachmentStore
-from .buildings import BuildingStore
-from .editions import (
-    AREA_FIELDS,
-    EDITION_NAME_PATTERN,
-    EDITION_STATUSES,
-    LEVELS,
-    AreaRecord,
-    Edition,
-    EditionStore,
-    check_edition_name,
-)
-from .engine import StoreBase
-from .gazetteer import GazetteerStore
-from .incident_import import IncidentImportStore
-from .incidents import IncidentStore
-from .users import UserStore
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .database import Store
+    from .editions import (
+        AREA_FIELDS,
+        EDITION_NAME_PATTERN,
+        EDITION_STATUSES,
+        LEVELS,
+        AreaRecord,
+        Edition,
+        check_edition_name,
+    )
 
 __all__ = [
     "AREA_FIELDS",
@@ -39,16 +39,12 @@ __all__ = [
     "Store",
     "check_edition_name",
 ]
+_HOME = {"Store": "database", **{name: "editions" for name in __all__ if name != "Store"}}
 
 
-class Store(
-    EditionStore,
-    AttachmentStore,
-    IncidentStore,
-    IncidentImportStore,
-    GazetteerStore,
-    UserStore,
-    BuildingStore,
-    StoreBase,
-):
-    """A connection to one gridmap database (SpatiaLite or PostGIS)."""
+def __getattr__(name: str):
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value

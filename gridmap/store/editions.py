@@ -169,7 +169,9 @@ class EditionStore(StoreBase):
             raise Conflict(f"an edition named {name!r} already exists")
         today = clock.today() if status == "current" else None
         return conn.execute(
-            t.editions.insert().values(name=name, status=status, valid_from=today, created_at=clock.now())
+            # To the microsecond: (name, revision, created_at) is what caches know an edition's state by, and an
+            # edition made again in the same second (a database recreated, a test) must not look like the old one.
+            t.editions.insert().values(name=name, status=status, valid_from=today, created_at=clock.now_exact())
         ).inserted_primary_key[0]
 
     def activate_edition(self, name: str, *, valid_from: dt.date | None = None) -> Edition:

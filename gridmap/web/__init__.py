@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from gridmap.assign import index_cache
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.errors import GridmapError, ServiceUnavailable
 from gridmap.people import UserCache
@@ -37,6 +38,7 @@ class AppState:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask application for the given settings (default: from the environment)."""
     settings = settings or Settings.from_env()
+    index_cache.use_directory(settings.cache_dir)
     app = Flask(
         __name__,
         template_folder=str(PROJECT_DIR / "templates"),
