@@ -302,10 +302,10 @@ class GridIndex:
             return [owner]
         if owner == _EMPTY:
             return []
-        geometries = self.geometries
         slot = _MIXED - owner
-        grids = self.candidate_grid[self.candidate_start[slot] : self.candidate_start[slot + 1]].tolist()
-        return [g for g in grids if shapely.intersects_xy(geometries[g], lon, lat)]
+        grids = self.candidate_grid[self.candidate_start[slot] : self.candidate_start[slot + 1]]
+        # One call over every candidate: shapely's per-call cost (~3 µs) is most of a scalar test.
+        return grids[shapely.intersects_xy(self.geometries[grids], lon, lat)].tolist()
 
     def locate(self, *, lon: float, lat: float) -> Assignment:
         """Apply the rule to one WGS84 point."""
