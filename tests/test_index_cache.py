@@ -125,11 +125,14 @@ def test_nothing_is_kept_without_a_directory(tmp_path):
     assert not list(tmp_path.rglob("*.npz"))
 
 
-def test_old_files_are_pruned(kept, monkeypatch):
+def test_old_files_are_pruned_by_count_and_by_size(kept, monkeypatch):
     monkeypatch.setattr(index_cache, "KEEP_FILES", 3)
     for shift in range(5):
         build([{**g, "geometry": translate(g["geometry"], shift * 1e-6)} for g in HOLED_GRIDS])
     assert len(list(kept.glob("*.npz"))) == 3
+    monkeypatch.setattr(index_cache, "KEEP_BYTES", 1)
+    build(HOLED_GRIDS)
+    assert len(list(kept.glob("*.npz"))) == 2  # the newest two stay, however large
 
 
 # ---- the state of an edition, peeked through the database's own driver ---------------------------------------

@@ -31,7 +31,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 # Bump when the raster's layout or the rules that fill it change: older files then simply stop matching.
 FORMAT = b"gridmap-raster-3"
-KEEP_FILES = 16  # the newest files kept; older ones are deleted when a new one is written
+# Kept: the most recently used files up to this many and this many bytes in all (a raster of 15,000 grids is
+# ~40 MB, of the demo district 15 MB); older ones are deleted when a new one is written.
+KEEP_FILES = 16
+KEEP_BYTES = 512 << 20
 _FIELDS = ("params", "owner_or_outside", "candidate_start", "candidate_grid")
 _GRID_FIELDS = ("text", "wkb", "wkb_ends")
 
@@ -97,14 +100,20 @@ def save(name: str, arrays: dict[str, np.ndarray], fields: tuple[str, ...] = _FI
 
 
 def _prune() -> None:
-    def last_used(path: Path) -> float:
+    def used(path: Path) -> tuple[float, int]:
         try:
-            return path.stat().st_mtime
+            found = path.stat()
         except FileNotFoundError:  # pruned meanwhile by another process
-            return 0.0
+            return 0.0, 0
+        return found.st_mtime, found.st_size
 
-    for old in sorted(_directory.glob("*.npz"), key=last_used, reverse=True)[KEEP_FILES:]:
-        old.unlink(missing_ok=True)
+    kept_bytes = 0
+    for number, (path, (_, size)) in enumerate(
+        sorted(((p, used(p)) for p in _directory.glob("*.npz")), key=lambda item: item[1][0], reverse=True)
+    ):
+        kept_bytes += size
+        if number >= KEEP_FILES or (number >= 2 and kept_bytes > KEEP_BYTES):
+            path.unlink(missing_ok=True)
 
 
 def _edition_name(url: str, state: tuple) -> str:
