@@ -20,6 +20,7 @@ from geodata import load_district
 from shapely.affinity import translate
 from test_assign import HOLED_GRIDS, NE, NW, load_holed_district
 
+from gridmap import assign
 from gridmap.assign import index_cache
 from gridmap.assign.index import GridIndex
 from gridmap.cli import main
@@ -234,3 +235,18 @@ def test_the_bulk_command_does_not_import_pandas_or_sqlalchemy_once_the_grids_ar
         rows = list(csv.DictReader(handle))
     assert [r["grid_code"] for r in rows] == [NW, "", ""]
     assert rows[1]["nearest_code"] == NE and "not a pair of numbers" in rows[2]["error"]
+
+
+def test_activating_an_edition_keeps_its_index_for_the_next_bulk_run(store, database_url, tmp_path):
+    load_holed_district(store, tmp_path)
+    (tmp_path / "next").mkdir()
+    load_district(store, tmp_path / "next", edition="2027")
+    cache = tmp_path / "cache"
+    result = CliRunner().invoke(main, ["activate", "2027", "--db", database_url], env={"GRIDMAP_CACHE_DIR": str(cache)})
+    assert result.exit_code == 0, result.output
+    state = store.edition_revision()
+    assert state[0] == "2027"
+    index_cache.use_directory(cache)
+    kept_index = assign.saved_index(database_url, state)
+    assert kept_index is not None and kept_index.edition == "2027"
+    assert kept_index.locate(lon=117.115, lat=39.115).grid_code == NE  # the new edition has no hole

@@ -8,6 +8,7 @@ the audit) it needs inside its body.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
@@ -255,6 +256,17 @@ def activate(store: Store, settings: Settings, edition: str, valid_from: dt.date
     """Make an edition current; the previous current edition is retired."""
     activated = store.activate_edition(edition, valid_from=valid_from)
     click.echo(f"edition {activated.name!r} is current from {activated.valid_from}")
+    _keep_current_index(store)
+
+
+def _keep_current_index(store: Store) -> None:
+    """Build the current edition's grid index now, so it is kept on disk (GRIDMAP_CACHE_DIR) and the next bulk
+    `locate` (or server start) finds it instead of building it."""
+    from gridmap import assign
+    from gridmap.errors import NotFound
+
+    with contextlib.suppress(NotFound):  # no current edition: nothing to keep
+        assign.grid_index(store)
 
 
 @main.command("retire")
@@ -314,6 +326,7 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
             row.update(answer.incident_fields(edition.name))
         store.add_incidents(rows, actor="demo")
         click.echo(f"generated {open_cases} open and {closed_cases} closed demo cases")
+    _keep_current_index(store)
 
 
 # ---- locating incidents --------------------------------------------------------------------------------
