@@ -6,6 +6,10 @@ every process sees it. A lookup that finds no index at the current revision wait
 two builds of the same revision at once); `IndexKeeper` (started by `gridmap serve`) polls the current edition's
 revision and builds the new index before requests ask for it, and `prepare` starts a build at once (after an
 activation, at start-up). A request during a rebuild therefore waits at most for that rebuild.
+
+Each index built is also kept on disk (`index_cache`, when a directory is set): its raster under the grids it
+was built from, its grids under the edition's state, so another process (a second server worker, the next bulk
+`locate`) loads what this one built instead of building it again.
 """
 
 from __future__ import annotations
