@@ -1,13 +1,16 @@
 """`gridmap serve` over loopback, driven by wrk: one worker (waitress) and N workers (gunicorn), both backends.
 
-    .venv/bin/python bench/bench_serve.py [--workers N] [--duration 60] [--latency-seconds 10] [--no-mix]
-                                          [--backends spatialite,postgis] [--postgres ADMIN_URL]
+    .venv/bin/python bench/bench_serve.py [--workers N] [--threads 8] [--worker-threads 1] [--duration 60]
+                                          [--latency-seconds 10] [--no-mix] [--backends spatialite,postgis]
+                                          [--postgres ADMIN_URL]
 
 For each backend the demo district (1,464 grids) is loaded into a scratch database and `gridmap serve` is
 started as a user starts it. wrk (Debian: `apt-get install wrk`; the script stops and says so when it is
 missing — a Python load generator would take the CPU the server needs) then sends `GET /api/locate` with a
 Bearer token, at points spread over the district's bounding box:
   * one client, back to back: the latency of one request (target p99 < 2 ms), with 1 worker and N workers;
+  * 1 worker is waitress with --threads threads; N workers are gunicorn with --worker-threads threads each (default
+    1, as the README advises for a lookup service: `sync` workers; more threads run `gthread` workers);
   * 16 connections for --duration seconds: sustained lookups/s (target ≥ 1,500/s with p99 < 20 ms, 0 errors)
     with N workers (and for comparison 1 worker, for a third of the time);
   * first, the floor: a bare Flask route answering a constant JSON, on waitress and on gunicorn (one client),
@@ -235,12 +238,13 @@ done = function(summary, latency, requests) report(summary, latency); io.write("
 
 def baseline(args) -> None:
     """The latency of a bare Flask route on each server: what no application code can go below."""
+    kind = "sync" if args.worker_threads == 1 else "gthread"  # as `gridmap serve` chooses
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "bare.py").write_text(BARE_APP)
         python = str(Path(sys.executable))
         for name, command in (
             ("waitress", [python, "-m", "waitress", "--threads", str(args.threads)]),
-            ("gunicorn 1 worker", [python, "-m", "gunicorn", "-k", "gthread", "--threads", str(args.threads)]),
+            ("gunicorn 1 worker", [python, "-m", "gunicorn", "-k", kind, "--threads", str(args.worker_threads)]),
         ):
             port = free_port()
             bind = ["--listen", f"127.0.0.1:{port}"] if name == "waitress" else ["-b", f"127.0.0.1:{port}"]
@@ -265,9 +269,11 @@ def run_backend(backend: str, url: str, args) -> None:
     locate_lua = common + LOCATE_LUA
     print(f"{backend}: {load()}")
     for workers in (1, args.workers):
-        server = Server(url, workers, args.threads)
+        threads = args.threads if workers == 1 else args.worker_threads
+        server = Server(url, workers, threads)
         try:
-            name = "waitress, 1 process" if workers == 1 else f"gunicorn, {workers} workers"
+            kind = "sync" if threads == 1 else f"gthread×{threads}"
+            name = f"waitress, 1 process×{threads}" if workers == 1 else f"gunicorn, {workers} {kind} workers"
             wrk(server.base, locate_lua, threads=2, connections=8, seconds=3)  # warm up every worker's index
             one = wrk(server.base, locate_lua, threads=1, connections=1, seconds=args.latency_seconds)
             print(line(f"{name}, 1 client", one, "(target p99 < 2 ms)"))
@@ -315,7 +321,8 @@ def mix(server: Server, url: str, common: str, args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=max(2, os.cpu_count() or 2))
-    parser.add_argument("--threads", type=int, default=8, help="threads per process")
+    parser.add_argument("--threads", type=int, default=8, help="threads of the one waitress process")
+    parser.add_argument("--worker-threads", type=int, default=1, help="threads of each gunicorn worker")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load with N workers")
     parser.add_argument("--latency-seconds", type=float, default=10.0, help="seconds of one client")
     parser.add_argument("--no-mix", dest="mix", action="store_false")

@@ -107,6 +107,19 @@ def test_every_incident_write_bumps_the_incidents_revision(district):
     assert district.incidents_revision() == start + 3
 
 
+def _recording_quick_reads(store) -> list[str]:
+    """Record the statements `store` runs as quick reads (on connections of their own, not the pool's)."""
+    statements: list[str] = []
+    original = store.quick_row
+
+    def recording(statement, params=None):
+        statements.append(str(statement.compile(dialect=store.engine.dialect)))
+        return original(statement, params)
+
+    store.quick_row = recording
+    return statements
+
+
 def test_a_lookup_asks_the_database_one_indexed_row_and_no_aggregate(database_url, tmp_path):
     store = Store.open(database_url)
     load_district(store, tmp_path)
@@ -116,21 +129,105 @@ def test_a_lookup_asks_the_database_one_indexed_row_and_no_aggregate(database_ur
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/locate?lon=117.105&lat=39.115", headers=headers).json["grid_code"] == NW  # warm
-    statements: list[str] = []
-    engine = app.extensions["gridmap"].store.engine
+    pooled: list[str] = []
+    app_store = app.extensions["gridmap"].store
+    quick = _recording_quick_reads(app_store)
     # (conn, cursor, statement, ...); transaction control (SQLite's explicit BEGIN) is not a query
-    listener = lambda *args: args[2] in ("BEGIN", "COMMIT", "ROLLBACK") or statements.append(args[2])  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
+    listener = lambda *args: args[2] in ("BEGIN", "COMMIT", "ROLLBACK") or pooled.append(args[2])  # noqa: E731
+    sa.event.listen(app_store.engine, "before_cursor_execute", listener)
     try:
         for _ in range(5):
             answer = client.get("/api/locate?lon=117.115&lat=39.105", headers=headers).json
             assert answer["grid_code"] == SE
     finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
-        app.extensions["gridmap"].store.close()
-    assert len(statements) == 5, "\n".join(statements)  # the edition's revision; the token's user is remembered
-    assert all("FROM editions" in s and "WHERE editions.status" in s for s in statements)
-    assert not any(word in s.upper() for s in statements for word in ("ST_", "SUM(", "COUNT("))
+        sa.event.remove(app_store.engine, "before_cursor_execute", listener)
+        app_store.close()
+    assert pooled == []  # the token's user is remembered; nothing goes through the pool
+    assert len(quick) == 5, "\n".join(quick)  # the edition's revision, one quick read a lookup
+    assert all("FROM editions" in s and "WHERE editions.status" in s for s in quick)
+    assert not any(word in s.upper() for s in quick for word in ("ST_", "SUM(", "COUNT("))
+
+
+def _activate_new_plan(store, name: str) -> None:
+    drafts.create_draft(store, name)
+    store.activate_edition(name)
+
+
+def test_a_server_process_sees_another_process_activate_without_reading_per_lookup(database_url, tmp_path):
+    server = Store.open(database_url)  # as `gridmap serve` opens it
+    load_district(server, tmp_path)
+    server.follow_edition_changes()
+    other = Store.open(database_url)  # another process: the CLI, another worker, another machine
+    reads = _recording_quick_reads(server)
+    try:
+        first = server.edition_revision()
+        assert all(server.edition_revision() == first for _ in range(50))
+        # PostGIS remembers the revision until PostgreSQL announces a change; SpatiaLite reads it each time.
+        assert len(reads) == (1 if server.backend == "postgis" else 51)
+        _activate_new_plan(other, "plan")
+        # The notice is sent as the activation commits. Well within the 1 s a remembered revision may live, so
+        # only the notice can have told the server.
+        deadline = time.monotonic() + 0.5
+        while server.edition_revision()[0] != "plan":
+            assert time.monotonic() < deadline, "the activation was not seen"
+            time.sleep(0.001)
+        # A change this process makes is seen at once, without waiting for the notice.
+        _activate_new_plan(server, "plan2")
+        assert server.edition_revision()[0] == "plan2"
+    finally:
+        other.close()
+        server.close()
+
+
+def test_a_change_made_without_a_notice_is_seen_within_the_stated_bound(database_url, tmp_path):
+    server = Store.open(database_url)
+    load_district(server, tmp_path)
+    server.follow_edition_changes()
+    other = Store.open(database_url)
+    try:
+        before = server.edition_revision()
+        with other.transaction() as conn:
+            if other.backend == "postgis":
+                # Triggers off for this transaction (what a replication tool or a restore does): no notice is sent.
+                conn.execute(sa.text("SET LOCAL session_replication_role = replica"))
+            conn.execute(sa.text("UPDATE editions SET revision = revision + 1 WHERE status = 'current'"))
+        if server.backend == "postgis":
+            assert server.edition_revision() == before  # remembered: nothing announced the change
+            time.sleep(server._notices.max_age + 0.05)
+        assert server.edition_revision()[1] == before[1] + 1
+    finally:
+        other.close()
+        server.close()
+
+
+def test_lookups_survive_the_database_closing_their_connections(database_url, tmp_path):
+    server = Store.open(database_url)
+    load_district(server, tmp_path)
+    server.follow_edition_changes()
+    other = Store.open(database_url)
+    try:
+        assert server.edition_revision()[0] == "main"
+        if other.backend == "postgis":  # as a server restart or an idle timeout would: every session but ours
+            with other.transaction() as conn:
+                killed = conn.execute(
+                    sa.text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                        "AND backend_type = 'client backend'"
+                    )
+                ).scalar()
+            assert killed >= 2  # the listening connection and the quick-read one at least
+            time.sleep(0.1)
+        _activate_new_plan(other, "plan")
+        assert server.edition_revision()[0] == "plan"  # the broken connections are noticed and replaced
+        _activate_new_plan(other, "plan2")
+        deadline = time.monotonic() + 0.5
+        while server.edition_revision()[0] != "plan2":  # listening again (or reading per lookup): seen either way
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        other.close()
+        server.close()
 
 
 def test_a_revoked_token_stops_working_within_the_cache_time(database_url, tmp_path):
@@ -240,3 +337,35 @@ def test_the_audit_is_computed_again_only_when_the_edition_or_the_cases_change(d
     finally:
         store.close()
         app.extensions["gridmap"].store.close()
+
+
+def test_session_cookies_follow_the_secret_key_and_a_call_without_one_is_given_none(database_url):
+    store = Store.open(database_url)
+    people.add_user(store, "管理员", role="admin", password="a-long-password")
+    store.close()
+    app = create_app(Settings(database_url=database_url, secret_key="first"))
+    https = "https://localhost"
+    client = app.test_client()
+    try:
+        with client.session_transaction(base_url=https) as session:
+            session["user"] = "管理员"
+        assert client.get("/api/editions", base_url=https).status_code == 200  # signed in by the cookie
+        # The signer is made once per key, not once per request: a new key must still refuse the old cookie ...
+        app.secret_key = "second"
+        assert client.get("/api/editions", base_url=https).status_code == 401
+        # ... and a fallback key accept it, as Flask's own sessions do.
+        app.config["SECRET_KEY_FALLBACKS"] = ["first"]
+        assert client.get("/api/editions", base_url=https).status_code == 200
+        bare = app.test_client().get("/api/locate?lon=117.105&lat=39.115", base_url=https)
+        assert bare.status_code == 401 and "Set-Cookie" not in bare.headers
+    finally:
+        app.extensions["gridmap"].store.close()
+
+
+def test_an_in_memory_spatialite_database_reads_its_revision_from_its_one_connection():
+    store = Store.open("sqlite://")  # every connection to ":memory:" is a database of its own
+    try:
+        store.create_edition("only", status="current")
+        assert store.edition_revision()[0] == "only" and store.edition_revision("only")[0] == "only"
+    finally:
+        store.close()

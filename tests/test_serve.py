@@ -39,14 +39,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def test_every_worker_answers_from_an_edition_another_process_activates(database_url, tmp_path):
+@pytest.mark.parametrize("threads", [1, 2])  # sync workers and gthread workers
+def test_every_worker_answers_from_an_edition_another_process_activates(database_url, tmp_path, threads):
     store = Store.open(database_url)
     load_district(store, tmp_path)
     drafts.create_draft(store, "plan")
     merged = drafts.merge_grids(store, "plan", [NW, SW])["properties"]["code"]
     port = _free_port()
     server = subprocess.Popen(
-        [str(GRIDMAP), "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
+        [str(GRIDMAP), "serve", "--port", str(port), "--workers", "2", "--threads", str(threads)],
         # Lookups without a token, as a public locate service would be set up.
         env={**os.environ, "GRIDMAP_DATABASE_URL": database_url, "GRIDMAP_ANONYMOUS_ACCESS": "names"},
         stdout=subprocess.DEVNULL,

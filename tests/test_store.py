@@ -14,7 +14,7 @@ from gridmap.store import Store
 
 
 def test_new_database_is_at_the_newest_migration(store):
-    assert store.schema_revision() == store.head_revision() == "0007"
+    assert store.schema_revision() == store.head_revision() == "0009"
     assert set(store.table_counts()) == {
         "attachments",
         "buildings",

@@ -595,7 +595,10 @@ def serve(
     store = Store.open(settings)  # migrate once here, not in every worker at the same time
     where = store.describe()
     store.close()
-    how = f"{settings.workers} gunicorn workers" if settings.workers > 1 else "waitress"
+    if settings.workers > 1:
+        how = f"{settings.workers} gunicorn {server.worker_class(settings.threads)} workers"
+    else:
+        how = "waitress"
     click.echo(f"gridmap on http://{settings.host}:{settings.port} ({where}; {how}, {settings.threads} threads each)")
     server.serve(settings)
 

@@ -15,7 +15,7 @@ from gridmap import clock
 from gridmap.errors import Conflict, InvalidInput, NotFound
 
 from . import tables as t
-from .engine import StoreBase
+from .engine import StoreBase, _datetime
 
 if TYPE_CHECKING:  # geopandas, shapely: imported by the calls that use them, so quick commands start quickly
     import geopandas as gpd
@@ -130,12 +130,27 @@ class EditionStore(StoreBase):
 
         One indexed row: what in-memory caches ask on every request to know whether they are still good.
         """
-        with self._connect() as conn:
-            if name is None:
-                row = conn.execute(_CURRENT_REVISION).first()
-            else:
-                row = conn.execute(_EDITION_REVISION, {"name": name}).first()
-        return None if row is None else (row[0], int(row[1]), str(row[2]))
+        if self._notices is not None:
+            row = self._notices.revision(name, lambda: self._revision_row(name))
+        else:
+            row = self._revision_row(name)
+        # created_at tells an edition from one deleted and made again under its name; SQLite hands back its text,
+        # PostgreSQL a datetime: one spelling, so the same state always compares equal.
+        return None if row is None else (row[0], int(row[1]), str(_datetime(row[2])))
+
+    def _revision_row(self, name: str | None) -> tuple | None:
+        return self.quick_row(_CURRENT_REVISION) if name is None else self.quick_row(_EDITION_REVISION, {"name": name})
+
+    def follow_edition_changes(self) -> None:
+        """Remember edition revisions between calls, forgotten when the database announces a change (PostGIS).
+
+        For a server process: its lookups then cost no round trip to the database (see `store/notices.py` for
+        when a change is seen). SpatiaLite reads the revision every time, which costs microseconds there.
+        """
+        if self.backend == "postgis" and self._notices is None:
+            from .notices import EditionNotices
+
+            self._notices = EditionNotices(self._own_connection)
 
     def edition_fingerprint(self, edition: str) -> tuple:
         """Return what identifies the edition's current state; kept for callers written before revisions."""

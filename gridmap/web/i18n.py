@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, request, session
+from flask import Flask, g, has_request_context, request, session
 from flask_babel import Babel, get_locale
 
 from gridmap import language
@@ -55,6 +55,8 @@ def _select_locale() -> str:
         return wanted
     if _is_api():
         # Programs say what they read with Accept-Language; without it they get the messages as written.
+        if "HTTP_ACCEPT_LANGUAGE" not in request.environ:  # most API calls: parsing nothing still costs
+            return language.SOURCE_LANGUAGE
         best = request.accept_languages.best_match(LANGUAGES)
         return best or language.SOURCE_LANGUAGE
     return session.get("lang") if session.get("lang") in LANGUAGES else language.DEFAULT_LANGUAGE
@@ -68,7 +70,15 @@ def _remember_language() -> None:
 
 def current_language() -> str:
     """Return the language of this request's page or answer."""
-    return str(get_locale() or language.DEFAULT_LANGUAGE)
+    # The selector's own answer, remembered for the request: an API answer needs only its code (for
+    # Content-Language), and Flask-Babel's get_locale would parse it into a babel Locale first, on every request.
+    # Templates and gettext still go through Flask-Babel, which asks the same selector.
+    if not has_request_context():
+        return str(get_locale() or language.DEFAULT_LANGUAGE)
+    chosen = g.get("_gridmap_language")
+    if chosen is None:
+        chosen = g._gridmap_language = _select_locale()
+    return chosen
 
 
 def message(text: str | None) -> str | None:
