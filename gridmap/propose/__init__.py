@@ -11,7 +11,7 @@ becomes a grid of its own and is reported. With `keep_good` (the default) grids 
 compact stay byte for byte as they are and only the rest, with the fewest neighbours needed, are redrawn. A
 redrawn grid that holds most of an old grid's households, which are most of its own, keeps that grid's code
 (and continues its version), so residents keep their grid; other new grids get fresh codes that no edition
-ever used. See `partition` for how households are balanced and `cells` for how outlines are drawn.
+ever used. See `partition` for how households are balanced, and `cells` and `power` for how outlines are drawn.
 """
 
 from __future__ import annotations

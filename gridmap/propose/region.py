@@ -20,6 +20,7 @@ import shapely
 
 from gridmap.propose import cells as cell_rules
 from gridmap.propose import partition as p
+from gridmap.propose import power
 
 DEDICATED = "专属"
 FOOTPRINT_STEP_M = 6.0  # spacing of the points that stand for a footprint's outline
@@ -637,8 +638,13 @@ def _outlines(region, atoms, atom_group, buildings, frame, barriers, groups: int
     if not atoms:
         return [shapely.Polygon()] * groups
     sites, owner = _sites(atoms, buildings, region, frame)
-    cells = cell_rules.build_cells(region, sites, frame, barriers)
     site_group = [atom_group[int(o)] for o in owner]
+    if not any(b.intersects(region) for b in barriers):
+        # Straight cuts where a power diagram separates the groups; along roads and rivers the cells follow them.
+        straight = power.power_outlines(region, sites, np.array(site_group), groups, frame)
+        if straight is not None:
+            return straight
+    cells = cell_rules.build_cells(region, sites, frame, barriers)
     return cell_rules.group_outlines(cells, site_group, groups, sites, frame)
 
 
