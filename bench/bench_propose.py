@@ -192,9 +192,16 @@ def redrawn_line(store: Store, report: dict, edition: str, method: str) -> str:
     ]
     if not old or not new:
         return f"{method:<9} nothing redrawn"
+    # The plan's median reaches the bar iff at least half of its grids do: new ≥ bar − replaced ≥ bar must make
+    # up for the grids gained (half of them) and for the kept grids' own shortfall.
+    everyone = [polsby_popper(g, Frame.around(g)) for g in after.geometry]
+    reach, gained = sum(v >= bar for v in everyone), len(new) - len(old)
     return (
         f"{method:<9} redrawn {len(old)} grids: PP median {np.median(old):.4f}, {sum(v >= bar for v in old)} at or "
         f"above {bar:.4f}; drawn {len(new)}: PP median {np.median(new):.4f}, {sum(v >= bar for v in new)} at or above"
+        f"\n{'':<9} new ≥ bar − replaced ≥ bar = {sum(v >= bar for v in new) - sum(v >= bar for v in old):+d} "
+        f"(grids {gained:+d}); plan {reach} of {len(everyone)} at or above the bar, {len(everyone) / 2:.1f} needed "
+        f"(short by {max(0.0, len(everyone) / 2 - reach):.1f})"
     )
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import shapely
 
 from gridmap.errors import InvalidInput, Unprocessable
+from gridmap.propose import choice
 from gridmap.propose.region import CommunityPlan, NewGrid, plan_community
 
 METHODS = ("repair", "rebuild")
@@ -132,6 +133,8 @@ def propose_plan(
     by_community: dict[str, list[dict]] = {}
     for row in grid_rows:
         by_community.setdefault(row["parent_code"], []).append(row)
+    # The bar a round grid is measured by: the edition's median, the same whichever communities are in scope.
+    round_bar = choice.median_compactness(grids.geometry)
     plans = []
     for code in scope:
         community = community_rows[code]
@@ -144,6 +147,7 @@ def propose_plan(
             inside,
             options=options,
             barriers=barriers,
+            round_bar=round_bar,
         )
         for grid in plan.grids:
             grid.buildings = [inside[i]["position"] for i in grid.buildings]

@@ -4,7 +4,9 @@ A comprehensive grid is *good* when its households are in range, it is one polyg
 inside its community; with `keep_good` good grids stay exactly as they are. The others are grouped into
 regions of touching grids; a region whose households cannot be divided into grids within the range takes in
 the neighbouring good grid that makes the cheapest flow plan possible, one at a time, until it can (or no
-neighbour is left). Dedicated (专属) grids are never redrawn: the households range does not apply to them.
+neighbour is left). A neighbour as round as the edition's median costs more to take in than a ragged one
+(`choice`): the awkward grids are redrawn, the well-shaped ones left as they are. Dedicated (专属) grids are
+never redrawn: the households range does not apply to them.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import numpy as np
 import shapely
 
 from gridmap.propose import cells as cell_rules
+from gridmap.propose import choice, power
 from gridmap.propose import partition as p
-from gridmap.propose import power
 
 DEDICATED = "专属"
 FOOTPRINT_STEP_M = 6.0  # spacing of the points that stand for a footprint's outline
@@ -126,10 +128,17 @@ def _sites(atoms: list[_Atom], buildings: Sequence[dict], region, frame) -> tupl
 
 # ---- the community -------------------------------------------------------------------------------------------
 def plan_community(
-    community: dict, grids: list[dict], buildings: Sequence[dict], *, options, barriers: Sequence = ()
+    community: dict,
+    grids: list[dict],
+    buildings: Sequence[dict],
+    *,
+    options,
+    barriers: Sequence = (),
+    round_bar: float | None = None,
 ) -> CommunityPlan:
     """Propose the grids of one community (grids: its grids as dicts; buildings: those in it, each with the
-    old grid it lies in under `grid`)."""
+    old grid it lies in under `grid`; round_bar: the edition's median Polsby–Popper, above which a neighbour
+    is taken in only when a rounder-to-lose one will not do: see `choice`; default the community's own)."""
     plan = CommunityPlan(code=community["code"], name=community["name"])
     frame = cell_rules.Frame.around(community["geometry"])
     if not buildings:
@@ -148,7 +157,10 @@ def plan_community(
     if not options.keep_good:
         bad = {g["code"] for g in grids if g.get("kind") != DEDICATED}
     growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad
-    balance = _Grids(neighbours, households, options)
+    shapes = dict(zip(codes, choice.compactness(g["geometry"] for g in grids), strict=True))
+    if round_bar is None:
+        round_bar = float(np.median(list(shapes.values()))) if shapes else None
+    balance = _Grids(neighbours, households, options, choice.round_prices(shapes, round_bar))
     solved: dict[frozenset, _Solution] = {}
     added: list[str] = []
     for _ in range(len(grids) + 1):
@@ -253,6 +265,7 @@ class _Grids:
     neighbours: dict[str, dict[str, float]]
     households: dict
     options: object
+    prices: dict = field(default_factory=dict)  # code → what taking that grid in costs for its shape
     plans: dict = field(default_factory=dict)
 
     def plan(self, members) -> p.FlowPlan | None:
@@ -296,14 +309,15 @@ class _Grids:
                 plan = self.plan(component | set(extra))
                 score = math.inf if plan is None else plan.score
                 if size == 1:
-                    singles.append((score, extra[0]))
+                    singles.append((score + self.prices.get(extra[0], 0.0), extra[0]))
                 if plan is None:
                     continue
-                key = (score + PER_NEIGHBOUR * size, size, list(extra))
+                price = sum(self.prices.get(code, 0.0) for code in extra)
+                key = (score + PER_NEIGHBOUR * size + price, size, list(extra))
                 if best is None or key < best:
                     best = key
-            if best is not None and alone is None:
-                break  # the fewest neighbours that make it balance
+            if best is not None and alone is None and not any(self.prices.get(c, 0.0) for c in best[2]):
+                break  # the fewest neighbours that make it balance, unless one of them is round: try more
         if best is None:
             return []
         if alone is not None and best[0] >= alone.score - max(GROW_SAVING, 0.1 * alone.score):
@@ -319,7 +333,7 @@ class _Grids:
             plan = self.plan(component | {code})
             shared = sum(self.neighbours[code].get(c, 0.0) for c in component)
             if plan is not None:
-                key = (0, plan.score, -shared, code)
+                key = (0, plan.score + self.prices.get(code, 0.0), -shared, code)
             else:
                 key = (1, _distance_to_feasible(total + self.households.get(code, 0), self.options), -shared, code)
             if best_key is None or key < best_key:
