@@ -46,6 +46,7 @@ class ProposeOptions:
     method: str = "repair"
     compact_min: float = DEFAULT_COMPACT_MIN
     max_added: int = 8  # good neighbours one region may take in before it gives up
+    shift: bool = True  # with keep_good, first move one straight edge between a grid out of range and a neighbour
 
     def __post_init__(self) -> None:
         # Each number may be fine alone and the set still unusable: 422, not 400 (web/openapi's rule).

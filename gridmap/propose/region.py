@@ -6,7 +6,9 @@ regions of touching grids; a region whose households cannot be divided into grid
 the neighbouring good grid that makes the cheapest flow plan possible, one at a time, until it can (or no
 neighbour is left). A neighbour as round as the edition's median costs more to take in than a ragged one
 (`choice`): the awkward grids are redrawn, the well-shaped ones left as they are. Dedicated (专属) grids are
-never redrawn: the households range does not apply to them.
+never redrawn: the households range does not apply to them. Before any region is formed, a grid whose only
+fault is its households count is first offered a straight edge shift with one neighbour (`shift`): the pair is
+re-cut by one line and nothing else changes; only the grids no shift fits go to the region redraw.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 import shapely
 
 from gridmap.propose import cells as cell_rules
-from gridmap.propose import choice, power
+from gridmap.propose import choice, power, shift
 from gridmap.propose import partition as p
 
 DEDICATED = "专属"
@@ -150,16 +152,31 @@ def plan_community(
         households[b["grid"]] += b["households"]
     codes = [g["code"] for g in grids]
     neighbours = _grid_neighbours(grids, frame)
-    bad = {
-        g["code"] for g in grids if g.get("kind") != DEDICATED and not _good(g, households, community, frame, options)
-    }
-    bad |= _grids_beside_gaps(community, grids, frame)
-    if not options.keep_good:
-        bad = {g["code"] for g in grids if g.get("kind") != DEDICATED}
-    growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad
     shapes = dict(zip(codes, choice.compactness(g["geometry"] for g in grids), strict=True))
     if round_bar is None:
         round_bar = float(np.median(list(shapes.values()))) if shapes else None
+    bad = {
+        g["code"] for g in grids if g.get("kind") != DEDICATED and not _good(g, households, community, frame, options)
+    }
+    beside_gaps = _grids_beside_gaps(community, grids, frame)
+    bad |= beside_gaps
+    if not options.keep_good:
+        bad = {g["code"] for g in grids if g.get("kind") != DEDICATED}
+    shifts = []
+    if options.keep_good and getattr(options, "shift", True):
+        whole = {  # the grids whose sole fault, if any, is their households count
+            g["code"]
+            for g in grids
+            if g.get("kind") != DEDICATED
+            and g["code"] not in beside_gaps
+            and _good(g, households, community, frame, options, count=False)
+        }
+        shifts = shift.plan_shifts(
+            grids, buildings, households, bad & whole, whole, neighbours, frame, options, barriers, round_bar
+        )
+    shifted = {code for s in shifts for code in s.codes}
+    bad -= shifted
+    growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad - shifted
     balance = _Grids(neighbours, households, options, choice.round_prices(shapes, round_bar))
     solved: dict[frozenset, _Solution] = {}
     added: list[str] = []
@@ -187,7 +204,13 @@ def plan_community(
             break
     final = {frozenset(c) for c in _components(bad, neighbours)}
     plan.added = [c for c in added if c in bad]
-    plan.kept = [c for c in codes if c not in bad]
+    plan.kept = [c for c in codes if c not in bad and c not in shifted]
+    for s in shifts:
+        plan.redrawn += sorted(s.codes)
+        for code, piece, members in zip(s.codes, s.pieces, s.members, strict=True):
+            grid = _grid_of(piece, sorted(members), buildings)
+            grid.continues = code
+            plan.grids.append(grid)
     for key in sorted(final, key=lambda k: sorted(k)):
         solution = solved.get(key) or _solve(community, grids, set(key), buildings, frame, options, barriers)
         plan.redrawn += sorted(solution.redrawn)
@@ -198,9 +221,9 @@ def plan_community(
     return plan
 
 
-def _good(grid: dict, households: dict, community: dict, frame, options) -> bool:
-    count = households.get(grid["code"], 0)
-    if not options.households_min <= count <= options.households_max:
+def _good(grid: dict, households: dict, community: dict, frame, options, *, count: bool = True) -> bool:
+    number = households.get(grid["code"], 0)
+    if count and not options.households_min <= number <= options.households_max:
         return False
     geometry = grid["geometry"]
     if len(shapely.get_parts(geometry)) != 1 or not geometry.is_valid:
@@ -663,7 +686,10 @@ def _outlines(region, atoms, atom_group, buildings, frame, barriers, groups: int
 
 
 def _new_grid(geometry, members: list[int], atoms: list[_Atom], buildings) -> NewGrid:
-    positions = sorted(i for a in members for i in atoms[a].buildings)
+    return _grid_of(geometry, sorted(i for a in members for i in atoms[a].buildings), buildings)
+
+
+def _grid_of(geometry, positions: list[int], buildings) -> NewGrid:
     sources: dict[str, int] = defaultdict(int)
     for i in positions:
         if buildings[i]["grid"] is not None:
