@@ -35,7 +35,7 @@ from click.testing import CliRunner
 from gridmap import audit
 from gridmap import propose as proposals
 from gridmap.cli import main as cli
-from gridmap.propose.cells import Frame
+from gridmap.propose.cells import Frame, polsby_popper
 from gridmap.propose.figures import proposal_figures
 from gridmap.store import Store
 
@@ -176,6 +176,35 @@ def ideal_bound(store: Store, report: dict, seed: int) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
+def redrawn_line(store: Store, report: dict, edition: str, method: str) -> str:
+    """Where the plan's PP median is decided: the redrawn grids before and the new grids after, and how many of
+    each reach the current edition's median (the plan's median reaches it only if the new grids have at least as
+    many such grids as the ones they replace, and a few more for the extra grids)."""
+    before = store.areas("main", "grid")
+    after = store.areas(edition, "grid").set_index("code")
+    pp = {c: polsby_popper(g, Frame.around(g)) for c, g in zip(before["code"], before.geometry, strict=True)}
+    bar = float(np.median(list(pp.values())))
+    old = [pp[c] for community in report["communities"] for c in community["redrawn"]]
+    new = [
+        polsby_popper(after.geometry[c], Frame.around(after.geometry[c]))
+        for community in report["communities"]
+        for c in community["new"] + community["continued"]
+    ]
+    if not old or not new:
+        return f"{method:<9} nothing redrawn"
+    # The plan's median reaches the bar iff at least half of its grids do: new ≥ bar − replaced ≥ bar must make
+    # up for the grids gained (half of them) and for the kept grids' own shortfall.
+    everyone = [polsby_popper(g, Frame.around(g)) for g in after.geometry]
+    reach, gained = sum(v >= bar for v in everyone), len(new) - len(old)
+    return (
+        f"{method:<9} redrawn {len(old)} grids: PP median {np.median(old):.4f}, {sum(v >= bar for v in old)} at or "
+        f"above {bar:.4f}; drawn {len(new)}: PP median {np.median(new):.4f}, {sum(v >= bar for v in new)} at or above"
+        f"\n{'':<9} new ≥ bar − replaced ≥ bar = {sum(v >= bar for v in new) - sum(v >= bar for v in old):+d} "
+        f"(grids {gained:+d}); plan {reach} of {len(everyone)} at or above the bar, {len(everyone) / 2:.1f} needed "
+        f"(short by {max(0.0, len(everyone) / 2 - reach):.1f})"
+    )
+
+
 def audit_findings(store: Store, edition: str) -> tuple[int, int]:
     found = audit.audit_edition(store, edition)
     return len(found["gaps"]), len(found["overlaps"])
@@ -238,6 +267,8 @@ def measure(url: str, label: str, methods: list[str], seed: int) -> None:
             f"ideal     PP median of centroidal Voronoi cells in the regions `{methods[0]}` redrew: "
             f"{ideal_bound(store, results[methods[0]][0], seed):.4f} (a bound, not a method)"
         )
+        for method, (report, _seconds) in results.items():
+            print(redrawn_line(store, report, f"bench-{method}", method))
         # One community at a time, as the editor asks: the median of three runs into fresh drafts.
         community = next(c["code"] for c in results[methods[0]][0]["communities"] if c["redrawn"])
         times = []

@@ -11,7 +11,7 @@ becomes a grid of its own and is reported. With `keep_good` (the default) grids 
 compact stay byte for byte as they are and only the rest, with the fewest neighbours needed, are redrawn. A
 redrawn grid that holds most of an old grid's households, which are most of its own, keeps that grid's code
 (and continues its version), so residents keep their grid; other new grids get fresh codes that no edition
-ever used. See `partition` for how households are balanced and `cells` for how outlines are drawn.
+ever used. See `partition` for how households are balanced, and `cells` and `power` for how outlines are drawn.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 import shapely
 
 from gridmap.errors import InvalidInput, Unprocessable
+from gridmap.propose import choice
 from gridmap.propose.region import CommunityPlan, NewGrid, plan_community
 
 METHODS = ("repair", "rebuild")
@@ -45,6 +46,7 @@ class ProposeOptions:
     method: str = "repair"
     compact_min: float = DEFAULT_COMPACT_MIN
     max_added: int = 8  # good neighbours one region may take in before it gives up
+    shift: bool = True  # with keep_good, first move one straight edge between a grid out of range and a neighbour
 
     def __post_init__(self) -> None:
         # Each number may be fine alone and the set still unusable: 422, not 400 (web/openapi's rule).
@@ -132,6 +134,8 @@ def propose_plan(
     by_community: dict[str, list[dict]] = {}
     for row in grid_rows:
         by_community.setdefault(row["parent_code"], []).append(row)
+    # The bar a round grid is measured by: the edition's median, the same whichever communities are in scope.
+    round_bar = choice.median_compactness(grids.geometry)
     plans = []
     for code in scope:
         community = community_rows[code]
@@ -144,6 +148,7 @@ def propose_plan(
             inside,
             options=options,
             barriers=barriers,
+            round_bar=round_bar,
         )
         for grid in plan.grids:
             grid.buildings = [inside[i]["position"] for i in grid.buildings]

@@ -3,9 +3,9 @@
 A region (the part of a community being redrawn) is cut into blocks by the barrier lines (roads, rivers) and
 each block into the Voronoi cells of the buildings standing in it, so every cell holds one building (or several
 at the same point) and no cell straddles a barrier. A grid is a union of cells; its shared edges are then
-straightened with coverage simplification (`shapely.coverage_simplify`, inner edges only, so the region's outline
-and therefore the kept neighbours stay exactly as they were), as far as every building stays well inside its own
-grid.
+straightened (`straighten`: vertices dropped from the chains two grids share, never from the region's outline, so
+the kept neighbours stay exactly as they were), as far as every building stays well inside its own grid. Where a
+power diagram separates the grids' buildings, `power` cuts straight edges instead.
 
 Distances are measured in a local equirectangular frame (metres east and north of the region's centre): exact
 enough across a community, and an affine map, so Voronoi cells computed there are Voronoi cells in metres.

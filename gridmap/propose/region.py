@@ -4,7 +4,11 @@ A comprehensive grid is *good* when its households are in range, it is one polyg
 inside its community; with `keep_good` good grids stay exactly as they are. The others are grouped into
 regions of touching grids; a region whose households cannot be divided into grids within the range takes in
 the neighbouring good grid that makes the cheapest flow plan possible, one at a time, until it can (or no
-neighbour is left). Dedicated (专属) grids are never redrawn: the households range does not apply to them.
+neighbour is left). A neighbour as round as the edition's median costs more to take in than a ragged one
+(`choice`): the awkward grids are redrawn, the well-shaped ones left as they are. Dedicated (专属) grids are
+never redrawn: the households range does not apply to them. Before any region is formed, a grid whose only
+fault is its households count is first offered a straight edge shift with one neighbour (`shift`): the pair is
+re-cut by one line and nothing else changes; only the grids no shift fits go to the region redraw.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import shapely
 
 from gridmap.propose import cells as cell_rules
+from gridmap.propose import choice, power, shift
 from gridmap.propose import partition as p
 
 DEDICATED = "专属"
@@ -125,10 +130,17 @@ def _sites(atoms: list[_Atom], buildings: Sequence[dict], region, frame) -> tupl
 
 # ---- the community -------------------------------------------------------------------------------------------
 def plan_community(
-    community: dict, grids: list[dict], buildings: Sequence[dict], *, options, barriers: Sequence = ()
+    community: dict,
+    grids: list[dict],
+    buildings: Sequence[dict],
+    *,
+    options,
+    barriers: Sequence = (),
+    round_bar: float | None = None,
 ) -> CommunityPlan:
     """Propose the grids of one community (grids: its grids as dicts; buildings: those in it, each with the
-    old grid it lies in under `grid`)."""
+    old grid it lies in under `grid`; round_bar: the edition's median Polsby–Popper, above which a neighbour
+    is taken in only when a rounder-to-lose one will not do: see `choice`; default the community's own)."""
     plan = CommunityPlan(code=community["code"], name=community["name"])
     frame = cell_rules.Frame.around(community["geometry"])
     if not buildings:
@@ -140,14 +152,32 @@ def plan_community(
         households[b["grid"]] += b["households"]
     codes = [g["code"] for g in grids]
     neighbours = _grid_neighbours(grids, frame)
+    shapes = dict(zip(codes, choice.compactness(g["geometry"] for g in grids), strict=True))
+    if round_bar is None:
+        round_bar = float(np.median(list(shapes.values()))) if shapes else None
     bad = {
         g["code"] for g in grids if g.get("kind") != DEDICATED and not _good(g, households, community, frame, options)
     }
-    bad |= _grids_beside_gaps(community, grids, frame)
+    beside_gaps = _grids_beside_gaps(community, grids, frame)
+    bad |= beside_gaps
     if not options.keep_good:
         bad = {g["code"] for g in grids if g.get("kind") != DEDICATED}
-    growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad
-    balance = _Grids(neighbours, households, options)
+    shifts = []
+    if options.keep_good and getattr(options, "shift", True):
+        whole = {  # the grids whose sole fault, if any, is their households count
+            g["code"]
+            for g in grids
+            if g.get("kind") != DEDICATED
+            and g["code"] not in beside_gaps
+            and _good(g, households, community, frame, options, count=False)
+        }
+        shifts = shift.plan_shifts(
+            grids, buildings, households, bad & whole, whole, neighbours, frame, options, barriers, round_bar
+        )
+    shifted = {code for s in shifts for code in s.codes}
+    bad -= shifted
+    growable = {g["code"] for g in grids if g.get("kind") != DEDICATED} - bad - shifted
+    balance = _Grids(neighbours, households, options, choice.round_prices(shapes, round_bar))
     solved: dict[frozenset, _Solution] = {}
     added: list[str] = []
     for _ in range(len(grids) + 1):
@@ -174,7 +204,13 @@ def plan_community(
             break
     final = {frozenset(c) for c in _components(bad, neighbours)}
     plan.added = [c for c in added if c in bad]
-    plan.kept = [c for c in codes if c not in bad]
+    plan.kept = [c for c in codes if c not in bad and c not in shifted]
+    for s in shifts:
+        plan.redrawn += sorted(s.codes)
+        for code, piece, members in zip(s.codes, s.pieces, s.members, strict=True):
+            grid = _grid_of(piece, sorted(members), buildings)
+            grid.continues = code
+            plan.grids.append(grid)
     for key in sorted(final, key=lambda k: sorted(k)):
         solution = solved.get(key) or _solve(community, grids, set(key), buildings, frame, options, barriers)
         plan.redrawn += sorted(solution.redrawn)
@@ -185,9 +221,9 @@ def plan_community(
     return plan
 
 
-def _good(grid: dict, households: dict, community: dict, frame, options) -> bool:
-    count = households.get(grid["code"], 0)
-    if not options.households_min <= count <= options.households_max:
+def _good(grid: dict, households: dict, community: dict, frame, options, *, count: bool = True) -> bool:
+    number = households.get(grid["code"], 0)
+    if count and not options.households_min <= number <= options.households_max:
         return False
     geometry = grid["geometry"]
     if len(shapely.get_parts(geometry)) != 1 or not geometry.is_valid:
@@ -252,6 +288,7 @@ class _Grids:
     neighbours: dict[str, dict[str, float]]
     households: dict
     options: object
+    prices: dict = field(default_factory=dict)  # code → what taking that grid in costs for its shape
     plans: dict = field(default_factory=dict)
 
     def plan(self, members) -> p.FlowPlan | None:
@@ -295,14 +332,15 @@ class _Grids:
                 plan = self.plan(component | set(extra))
                 score = math.inf if plan is None else plan.score
                 if size == 1:
-                    singles.append((score, extra[0]))
+                    singles.append((score + self.prices.get(extra[0], 0.0), extra[0]))
                 if plan is None:
                     continue
-                key = (score + PER_NEIGHBOUR * size, size, list(extra))
+                price = sum(self.prices.get(code, 0.0) for code in extra)
+                key = (score + PER_NEIGHBOUR * size + price, size, list(extra))
                 if best is None or key < best:
                     best = key
-            if best is not None and alone is None:
-                break  # the fewest neighbours that make it balance
+            if best is not None and alone is None and not any(self.prices.get(c, 0.0) for c in best[2]):
+                break  # the fewest neighbours that make it balance, unless one of them is round: try more
         if best is None:
             return []
         if alone is not None and best[0] >= alone.score - max(GROW_SAVING, 0.1 * alone.score):
@@ -318,7 +356,7 @@ class _Grids:
             plan = self.plan(component | {code})
             shared = sum(self.neighbours[code].get(c, 0.0) for c in component)
             if plan is not None:
-                key = (0, plan.score, -shared, code)
+                key = (0, plan.score + self.prices.get(code, 0.0), -shared, code)
             else:
                 key = (1, _distance_to_feasible(total + self.households.get(code, 0), self.options), -shared, code)
             if best_key is None or key < best_key:
@@ -637,13 +675,21 @@ def _outlines(region, atoms, atom_group, buildings, frame, barriers, groups: int
     if not atoms:
         return [shapely.Polygon()] * groups
     sites, owner = _sites(atoms, buildings, region, frame)
-    cells = cell_rules.build_cells(region, sites, frame, barriers)
     site_group = [atom_group[int(o)] for o in owner]
+    if not any(b.intersects(region) for b in barriers):
+        # Straight cuts where a power diagram separates the groups; along roads and rivers the cells follow them.
+        straight = power.power_outlines(region, sites, np.array(site_group), groups, frame)
+        if straight is not None:
+            return straight
+    cells = cell_rules.build_cells(region, sites, frame, barriers)
     return cell_rules.group_outlines(cells, site_group, groups, sites, frame)
 
 
 def _new_grid(geometry, members: list[int], atoms: list[_Atom], buildings) -> NewGrid:
-    positions = sorted(i for a in members for i in atoms[a].buildings)
+    return _grid_of(geometry, sorted(i for a in members for i in atoms[a].buildings), buildings)
+
+
+def _grid_of(geometry, positions: list[int], buildings) -> NewGrid:
     sources: dict[str, int] = defaultdict(int)
     for i in positions:
         if buildings[i]["grid"] is not None:
