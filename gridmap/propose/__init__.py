@@ -11,7 +11,8 @@ becomes a grid of its own and is reported. With `keep_good` (the default) grids 
 compact stay byte for byte as they are and only the rest, with the fewest neighbours needed, are redrawn. A
 redrawn grid that holds most of an old grid's households, which are most of its own, keeps that grid's code
 (and continues its version), so residents keep their grid; other new grids get fresh codes that no edition
-ever used. See `partition` for how households are balanced, and `cells` and `power` for how outlines are drawn.
+ever used. See `region` for one community, `partition` for how households are balanced,
+and `cells` and `power` for how outlines are drawn.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import shapely
 
 from gridmap.errors import InvalidInput, Unprocessable
 from gridmap.propose import choice
-from gridmap.propose.region import CommunityPlan, NewGrid, plan_community
+from gridmap.propose.redraw import NewGrid
+from gridmap.propose.region import CommunityPlan, plan_community
 
 METHODS = ("repair", "rebuild")
 MAX_HOUSEHOLDS = 1_000_000  # per grid: far above any real grid, below anything that overflows

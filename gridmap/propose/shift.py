@@ -15,7 +15,7 @@ crosses U (along a road or river the building cells are followed instead). A pie
 as its grid was: a grid at or above the bar (the edition's median Polsby–Popper) stays at or above it, another
 loses MAX_DROP at most. Among the allowed cuts with all the partners the one that keeps most pieces at or above
 the bar wins, then the one whose less round piece is roundest, less the households it moves; an out-of-range
-grid for which no cut is allowed is left to the region redraw of `region`.
+grid for which no cut is allowed is left to the region redraw of `region` (`redraw`).
 
 On the demo district this is no cure for the plan's median: most grids out of range are 100 or more households
 out, and moving that many across one edge of a round grid costs it its roundness, so few cuts pass the floor
