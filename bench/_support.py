@@ -18,7 +18,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from gridmap import boundaries, people
-from gridmap.demo import demo_boundary_dir
+from gridmap.demo.district import demo_boundary_dir
 from gridmap.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

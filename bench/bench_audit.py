@@ -330,7 +330,7 @@ def through_store(frame: gpd.GeoDataFrame, points: list[dict], planted: dict) ->
 
 def demo_and_false_gaps() -> None:
     """Audit the demo district and the false-gap district of issue 18 (long two-vertex street edges)."""
-    from gridmap.demo import demo_boundary_dir
+    from gridmap.demo.district import demo_boundary_dir
 
     directory = demo_boundary_dir()
     frames = []

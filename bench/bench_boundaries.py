@@ -19,7 +19,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from gridmap import boundaries
-from gridmap.demo import demo_boundary_dir
+from gridmap.demo.district import demo_boundary_dir
 from gridmap.store import Store
 
 SCRATCH = "gridmap_bench_boundaries"

@@ -21,7 +21,8 @@ import random
 import time
 
 from gridmap import geocode
-from gridmap.demo import GAZETTEER_FILE, demo_boundary_dir, read_district
+from gridmap.demo.district import demo_boundary_dir, read_district
+from gridmap.demo.gazetteer import GAZETTEER_FILE
 from gridmap.geocode import calibration
 from gridmap.geocode.parse import metres_between
 

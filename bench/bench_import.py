@@ -39,7 +39,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from gridmap import assign, boundaries, clock, incidents, people
-from gridmap.demo import demo_boundary_dir
+from gridmap.demo.district import demo_boundary_dir
 from gridmap.store import Store
 
 SCRATCH = "gridmap_bench_import"

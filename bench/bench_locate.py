@@ -25,7 +25,7 @@ import shapely
 from sqlalchemy.engine import make_url
 
 from gridmap import assign, boundaries
-from gridmap.demo import demo_boundary_dir
+from gridmap.demo.district import demo_boundary_dir
 from gridmap.store import Store
 
 SCRATCH = "gridmap_bench_locate"

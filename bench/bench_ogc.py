@@ -29,7 +29,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from gridmap import boundaries, people
-from gridmap.demo import demo_boundary_dir
+from gridmap.demo.district import demo_boundary_dir
 from gridmap.store import Store
 
 SCRATCH = "gridmap_bench_ogc"

@@ -1,5 +1,6 @@
-"""Cases: the closed-loop workflow, categories and deadlines, permissions and indicators (the working calendar
-lives in `gridmap.workcalendar` and is re-exported here).
+"""Cases: reporting, the closed-loop workflow, permissions, listing and presenting. Around it: the working calendar
+(`gridmap.workcalendar`), categories and their deadlines (`gridmap.categories`), what case fields may hold
+(`gridmap.casefields`) and the indicators (`gridmap.casestats`); `stats` here applies the user's scope to them.
 
 The loop (六步闭环): reported 上报 → registered 立案 → dispatched 派遣 → in_progress 处置 → resolved 反馈 →
 closed 结案归档, plus reject 不予立案 (only before registration), rework 返工 (resolved → in_progress), extend 延期,
@@ -19,18 +20,41 @@ due on Monday at 10:00, and the traffic light measures hours and days alike.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import functools
 import re
-import statistics
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gridmap import clock
 from gridmap import crs as crs_rules
-from gridmap.config import PROJECT_DIR
+
+# gridmap.web reads case rules as `cases.X` (about 70 call sites: cases.SOURCES, cases.MAX_TITLE, cases.GROUPS,
+# cases.load_categories(), ...), treating `cases` as its one front door; most of those names are used here anyway,
+# and the three that are not (OPEN_STATUSES, SOURCE_LABELS, load_categories) are re-exported for it.
+from gridmap.casefields import (
+    FINISHED_STATUSES,
+    MAX_ADDRESS,
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_PHONE,
+    MAX_TITLE,
+    OPEN_STATUSES,  # noqa: F401 - re-exported, see above
+    SOURCE_LABELS,  # noqa: F401 - re-exported, see above
+    SOURCES,
+    STATUSES,
+    check_phone,
+    clean_text,
+    parse_coordinate,
+)
+from gridmap.casestats import GROUPS, STAT_FILTERS, check_filters, stats_of
+from gridmap.categories import (
+    category,
+    category_names,
+    deadline_for,
+    load_categories,  # noqa: F401 - re-exported, see above
+    needs_after_photo,
+)
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from gridmap.workcalendar import (  # noqa: F401 - the calendar is part of what `cases` offers
     DEFAULT_CALENDAR,
@@ -43,32 +67,9 @@ from gridmap.workcalendar import (  # noqa: F401 - the calendar is part of what 
     traffic_lights_many,
 )
 
-CATEGORIES_FILE = PROJECT_DIR / "data" / "categories.csv"
-STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolved", "closed", "rejected")
-OPEN_STATUSES = ("reported", "registered", "dispatched", "in_progress", "resolved")
-FINISHED_STATUSES = ("closed", "rejected")
 LEVELS = ("grid", "community", "street", "district")  # the escalation ladder, bottom first
-SOURCES = ("patrol", "visit", "chat", "hotline", "video", "higher", "import", "web")
-SOURCE_LABELS = {  # what pages and exports call each source (English msgids)
-    "patrol": "Patrol",
-    "visit": "Door-to-door visit",
-    "chat": "Chat group",
-    "hotline": "12345 hotline",
-    "video": "Video",
-    "higher": "Higher office",
-    "import": "Import",
-    "web": "Web",
-}
 ACTING_ROLES = ("admin", "supervisor", "grid_worker")
 SEES_PERSONAL_DATA = ("admin", "supervisor")
-MAX_TITLE, MAX_DESCRIPTION, MAX_ADDRESS, MAX_NOTE, MAX_NAME, MAX_PHONE = 200, 5000, 300, 2000, 100, 40
-_PHONE = re.compile(r"^[0-9+\-() ]{3,40}$")
-# C0 and C1 control characters, DEL, and lone surrogates (which no database can store as UTF-8).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_LINE_BREAKS = re.compile("[\t\n\r]+")
-_ORDINARY = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]*")  # no control or line-break character
-MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
-EARLIEST_REPORT = dt.datetime(2000, 1, 1)
 _BOTH = ("admin", "supervisor")
 _ALL = ACTING_ROLES
 _WORKING = ("registered", "dispatched", "in_progress")
@@ -97,108 +98,6 @@ ACTIONS: dict[str, Step] = {
     "hand_back": Step(("reported", *_WORKING), None, _BOTH),
     "supervise": Step(("reported", *_WORKING, "resolved"), None, _BOTH),
 }
-
-
-# ---- categories -------------------------------------------------------------------------------------------
-_UNITS = {"hours": ("工作小时", "working hours"), "days": ("个工作日", "working days")}
-
-
-@functools.cache
-def _read_categories(path: str) -> tuple[dict, ...]:
-    rows = []
-    with open(path, encoding="utf-8", newline="") as handle:
-        for number, raw in enumerate(csv.DictReader(handle), start=2):
-            code, unit = (raw.get("code") or "").strip(), (raw.get("unit") or "").strip()
-            if not re.fullmatch(r"\d{4}", code) or unit not in _UNITS:
-                raise InvalidInput(f"{path}: row {number}: need a 4-digit code and a unit hours or days")
-            limit = float(raw["limit"])
-            limit = int(limit) if limit.is_integer() else limit
-            zh, en = _UNITS[unit]
-            per_day = DEFAULT_CALENDAR.day_length / dt.timedelta(hours=1)
-            rows.append(
-                {
-                    "code": code,
-                    "class_code": code[:2],
-                    "class_name": raw["class"].strip(),
-                    "class_name_en": raw["class_en"].strip(),
-                    "name": raw["name"].strip(),
-                    "name_en": raw["name_en"].strip(),
-                    "deadline": f"{limit}{zh}",
-                    "deadline_en": f"{limit} {en if limit != 1 else en[:-1]}",
-                    "limit": limit,
-                    "unit": unit,
-                    "limit_working_hours": limit if unit == "hours" else limit * per_day,
-                    "after_photo": _yes(raw.get("after_photo"), f"{path}: row {number}: after_photo"),
-                }
-            )
-    return tuple(rows)
-
-
-def _yes(value: str | None, where: str) -> bool:
-    text = (value or "").strip().lower()
-    if text not in ("", "yes", "no"):
-        raise InvalidInput(f"{where} must be yes or no, not {value!r}")
-    return text == "yes"
-
-
-def needs_after_photo(code: str | None) -> bool:
-    """Whether resolving a case of this category needs a photo of the result (the table's after_photo)."""
-    return any(row["code"] == code and row["after_photo"] for row in _read_categories(str(CATEGORIES_FILE)))
-
-
-def load_categories(path=None) -> list[dict]:
-    """Return the category table: code, class, name, readable deadline, its limit and unit, and after_photo."""
-    return [dict(row) for row in _read_categories(str(path or CATEGORIES_FILE))]
-
-
-@functools.cache
-def _categories_by_key(path: str) -> dict[str, dict]:
-    table: dict[str, dict] = {}
-    for row in _read_categories(path):
-        for key in (row["name_en"].lower(), row["name"], row["code"]):  # a code wins over a clashing name
-            table[key] = row
-    return table
-
-
-def category(code: str | None) -> dict:
-    """Return one category by its 4-digit code, or raise InvalidInput naming a few valid ones."""
-    row = _categories_by_key(str(CATEGORIES_FILE)).get(code) if isinstance(code, str) else None
-    if row is None or row["code"] != code:
-        shown = str(code)[:30]
-        raise InvalidInput(
-            f"unknown category {shown!r}: use a 4-digit code from GET /api/categories, e.g. 0102 暴露垃圾",
-            reason="unknown category",
-        )
-    return dict(row)
-
-
-def find_category(text: str) -> dict | None:
-    """Return the category a file names by its code, its Chinese name or its English name (any case), or None."""
-    text = text.strip()
-    return _categories_by_key(str(CATEGORIES_FILE)).get(text) or _categories_by_key(str(CATEGORIES_FILE)).get(
-        text.lower()
-    )
-
-
-def category_names() -> dict[str, str]:
-    """Return code → Chinese name."""
-    return {row["code"]: row["name"] for row in _read_categories(str(CATEGORIES_FILE))}
-
-
-def __getattr__(name: str):
-    # `CATEGORIES` reads the table lazily: nothing is read at import time.
-    if name == "CATEGORIES":
-        return load_categories()
-    raise AttributeError(name)
-
-
-def deadline_for(code: str, reported_at: dt.datetime, calendar: WorkingCalendar | None = None) -> dt.datetime:
-    """Return the deadline of a case of this category reported at `reported_at`."""
-    row = category(code)
-    calendar = calendar or DEFAULT_CALENDAR
-    if row["unit"] == "hours":
-        return calendar.add_hours(reported_at, row["limit"])
-    return calendar.add_days(reported_at, row["limit"])
 
 
 # ---- personal data --------------------------------------------------------------------------------------
@@ -266,76 +165,6 @@ def _blocked(action: str, user, incident: Mapping) -> str | None:
 
 
 # ---- reporting --------------------------------------------------------------------------------------------
-def clean_text(value, name: str, limit: int, *, required: bool = False, multiline: bool = False) -> str | None:
-    """Check one text field the same way for every way in (API, form, import): trimmed, at most `limit`
-    characters, no control characters; tabs and line breaks become spaces unless the field is `multiline`."""
-    if value.__class__ is str and _ORDINARY.fullmatch(value):  # the usual case, checked in one C call
-        value = value.strip()
-        if len(value) > limit:
-            raise InvalidInput(
-                f"{name} has {len(value)} characters; at most {limit} are allowed", reason=f"{name} too long"
-            )
-        if value or not required:
-            return value or None
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise InvalidInput(f"{name} is required", reason=f"no {name}")
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{name} must be text, not {type(value).__name__}", reason=f"{name} not text")
-    if not multiline:
-        value = _LINE_BREAKS.sub(" ", value)
-    value = value.strip()
-    bad = _CONTROL.search(value)
-    if bad:
-        raise InvalidInput(
-            f"{name} holds a control character (U+{ord(bad.group()):04X}) at position {bad.start() + 1}; "
-            "only printable text is accepted",
-            reason=f"control character in {name}",
-        )
-    if len(value) > limit:
-        raise InvalidInput(
-            f"{name} has {len(value)} characters; at most {limit} are allowed", reason=f"{name} too long"
-        )
-    return value
-
-
-_text = clean_text
-
-
-def check_phone(phone: str | None) -> str | None:
-    """Refuse a phone number that is not digits, spaces, +, - and brackets (3 to 40 of them)."""
-    if phone and not _PHONE.match(phone):
-        raise InvalidInput(
-            f"reporter_phone {phone[:40]!r} may hold only digits, spaces, +, - and brackets",
-            reason="malformed phone number",
-        )
-    return phone
-
-
-def check_reported_at(when: dt.datetime, now: dt.datetime) -> dt.datetime:
-    """Refuse a report time further in the future than the allowed clock skew (times are Shanghai time)."""
-    if when > now + MAX_CLOCK_SKEW:
-        minutes = int(MAX_CLOCK_SKEW.total_seconds() // 60)
-        raise InvalidInput(
-            f"report time {when:%Y-%m-%d %H:%M} lies in the future (now {now:%Y-%m-%d %H:%M} Asia/Shanghai; "
-            f"{minutes} minutes of clock difference are allowed)",
-            reason="report time in the future",
-        )
-    if when < EARLIEST_REPORT:
-        raise InvalidInput(
-            f"report time {when:%Y-%m-%d %H:%M} is before {EARLIEST_REPORT:%Y-%m-%d}",
-            reason=f"report time before {EARLIEST_REPORT.year}",
-        )
-    return when
-
-
-def _coordinate(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidInput(f"{name} must be a number")
-    return crs_rules.parse_number(value, name)
-
-
 def report(store, *, user, **fields) -> dict:
     """Validate, geocode and assign a new case, set its deadline, store it; return the stored incident."""
     row = prepare_report(store, user=user, **fields)
@@ -371,11 +200,11 @@ def prepare_report(
         raise Forbidden(f"a {user.role} may not report cases")
     now = (now or clock.now()).replace(microsecond=0)
     row = {
-        "title": _text(title, "title", MAX_TITLE, required=True),
-        "description": _text(description, "description", MAX_DESCRIPTION, multiline=True) or "",
-        "address": _text(address, "address", MAX_ADDRESS),
-        "reporter_name": _text(reporter_name, "reporter_name", MAX_NAME),
-        "reporter_phone": check_phone(_text(reporter_phone, "reporter_phone", MAX_PHONE)),
+        "title": clean_text(title, "title", MAX_TITLE, required=True),
+        "description": clean_text(description, "description", MAX_DESCRIPTION, multiline=True) or "",
+        "address": clean_text(address, "address", MAX_ADDRESS),
+        "reporter_name": clean_text(reporter_name, "reporter_name", MAX_NAME),
+        "reporter_phone": check_phone(clean_text(reporter_phone, "reporter_phone", MAX_PHONE)),
     }
     source = source or "web"
     if not isinstance(source, str) or source not in SOURCES:
@@ -390,7 +219,7 @@ def prepare_report(
         if lon is None or lat is None:
             raise InvalidInput("give both lon and lat, or neither and an address")
         point_lon, point_lat = assign.to_wgs84_point(
-            lon=_coordinate(lon, "lon"), lat=_coordinate(lat, "lat"), crs=crs_rules.canonical_crs(crs)
+            lon=parse_coordinate(lon, "lon"), lat=parse_coordinate(lat, "lat"), crs=crs_rules.canonical_crs(crs)
         )
     elif row["address"]:
         found = geocode.store_geocoder(store, settings).geocode(row["address"])
@@ -441,7 +270,7 @@ def _check_reporting_area(user, fields: Mapping) -> None:
 
 # ---- workflow -------------------------------------------------------------------------------------------
 def _positive(value, name: str) -> float:
-    number = _coordinate(value, name)
+    number = parse_coordinate(value, name)
     if number <= 0 or number > 10_000:
         raise InvalidInput(f"{name} must be a positive number of working {name} up to 10000")
     return number
@@ -501,8 +330,8 @@ def prepare_action(
             f"incident {incident_id} is at version {incident['version']}, not {version}; reload it and try again",
             extra={"current": {"status": status, "version": incident["version"]}},
         )
-    note = _text(note, "note", MAX_NOTE) or ""
-    assignee = _text(assignee, "assignee", MAX_NAME)
+    note = clean_text(note, "note", MAX_NOTE) or ""
+    assignee = clean_text(assignee, "assignee", MAX_NAME)
     if "note" in step.needs and not note:
         raise InvalidInput(f"{action} needs a note saying why")
     if "assignee" in step.needs and not assignee:
@@ -678,69 +507,7 @@ def present(
     return shown
 
 
-# ---- indicators -------------------------------------------------------------------------------------------
-GROUPS = ("total", "grid", "community", "street", "category", "worker", "day", "week", "month")
-_GROUP_KEY = {
-    "total": lambda r: "all",
-    "grid": lambda r: r["grid_code"],
-    "community": lambda r: r["community_code"],
-    "street": lambda r: r["street_code"],
-    "category": lambda r: r["category_code"],
-    "worker": lambda r: r["assignee"],
-    "day": lambda r: r["reported_at"].date().isoformat(),
-    "week": lambda r: "{}-W{:02d}".format(*r["reported_at"].isocalendar()[:2]),
-    "month": lambda r: r["reported_at"].strftime("%Y-%m"),
-}
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return round(100 * part / whole, 1) if whole else None
-
-
-def indicators(rows: Iterable[Mapping], *, now: dt.datetime) -> dict:
-    """Compute the indicators of a set of incidents as of `now`.
-
-    resolution_rate = closed ÷ received (the seeds' 结案率: 84 of 86 → 97.7 %); on_time_rate (按期结案率) =
-    closed by the deadline ÷ due, where due = closed cases with a deadline plus open cases past theirs;
-    rework_rate = cases sent back at least once ÷ cases ever resolved.
-    """
-    rows = list(rows)
-    closed = [r for r in rows if r["status"] == "closed"]
-    overdue = [r for r in rows if r["status"] in OPEN_STATUSES and r["deadline"] is not None and now >= r["deadline"]]
-    due = [r for r in closed if r["deadline"] is not None] + overdue
-    # A closed case with no closing time (imported that way) cannot be judged on time.
-    on_time = [r for r in closed if r["deadline"] and r["closed_at"] and r["closed_at"] <= r["deadline"]]
-    ever_resolved = [r for r in rows if r["status"] in ("resolved", "closed") or r["rework_count"]]
-    reworked = [r for r in rows if r["rework_count"]]
-    hours = [(r["closed_at"] - r["reported_at"]).total_seconds() / 3600 for r in closed if r["closed_at"]]
-    return {
-        "received": len(rows),
-        "registered": sum(r["status"] not in ("reported", "rejected") for r in rows),
-        "rejected": sum(r["status"] == "rejected" for r in rows),
-        "open": sum(r["status"] in OPEN_STATUSES for r in rows),
-        "closed": len(closed),
-        "resolution_rate": _rate(len(closed), len(rows)),
-        "due": len(due),
-        "closed_on_time": len(on_time),
-        "on_time_rate": _rate(len(on_time), len(due)),
-        "reworked": len(reworked),
-        "rework_rate": _rate(len(reworked), len(ever_resolved)),
-        "overdue": len(overdue),
-        "median_hours_to_close": round(statistics.median(hours), 2) if hours else None,
-    }
-
-
-STAT_FILTERS = ("grid_code", "community_code", "street_code", "category_code", "source")
-
-
-def check_filters(*, category_code=None, source=None, **_codes) -> None:
-    """Refuse an unknown category or source in a filter (codes of areas just match nothing)."""
-    if category_code is not None:
-        category(category_code)
-    if source is not None and source not in SOURCES:
-        raise InvalidInput(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
-
-
+# ---- indicators (the figures are casestats'; here the user's scope picks the cases) ---------------------
 def stats(
     store,
     *,
@@ -767,34 +534,3 @@ def stats(
         scope=scope_of(user), reported_from=reported_from, reported_to=reported_to, limit=None, **filters
     )
     return stats_of(rows, by=by, reported_from=reported_from, reported_to=reported_to, now=now, filters=filters)
-
-
-def stats_of(
-    rows: Sequence[Mapping],
-    *,
-    by: str = "total",
-    reported_from: dt.datetime | None = None,
-    reported_to: dt.datetime | None = None,
-    now: dt.datetime | None = None,
-    filters: Mapping | None = None,
-) -> dict:
-    """Return the indicators of these incidents (already selected), grouped `by`: the shape of /api/stats."""
-    if by not in GROUPS:
-        raise InvalidInput(f"by must be one of {', '.join(GROUPS)}, not {by!r}")
-    now = now or clock.now()
-    groups: dict = defaultdict(list)
-    key = _GROUP_KEY[by]
-    for row in rows:
-        groups[key(row)].append(row)
-    return {
-        "by": by,
-        "from": _iso(reported_from),
-        "to": _iso(reported_to),
-        "filters": dict(filters or {}),
-        "as_of": _iso(now.replace(microsecond=0)),
-        "total": indicators(rows, now=now),
-        "groups": [
-            {"key": key, **indicators(items, now=now)}
-            for key, items in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
-        ],
-    }

@@ -1,6 +1,6 @@
 """What the command dashboard (指挥中心) shows, computed from the cases; no Flask, no database.
 
-Every figure comes from `cases.indicators` over the cases the user may see, narrowed by the dashboard's
+Every figure comes from `casestats.indicators` over the cases the user may see, narrowed by the dashboard's
 filters, so the headline equals `/api/stats` for the same filters and period: a case counts in a period
 when it was *reported* in it (received; of those, closed, overdue, …). Only the daily chart counts flows:
 cases received that day and cases closed that day, whenever they were reported.
@@ -13,7 +13,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 
-from gridmap import cases, clock
+from gridmap import casefields, cases, casestats, clock
 from gridmap.errors import InvalidInput, Unprocessable
 
 PERIODS = ("today", "week", "month", "30d", "range")
@@ -120,14 +120,14 @@ def build(
 ) -> dict:
     """Return every figure of the dashboard for these (already selected) incidents and the period [start, end).
 
-    The headline is `cases.indicators` itself (so it equals /api/stats); the charts are counted in one pass
+    The headline is `casestats.indicators` itself (so it equals /api/stats); the charts are counted in one pass
     over the period's cases with the same rules (open, overdue, closed on time), because 50,000 cases through
     `indicators` once per week, street and community took seconds.
     """
     names = names or {}
     cohort = [r for r in rows if start <= r["reported_at"] < end]
-    headline = cases.indicators(cohort, now=now)
-    open_statuses = frozenset(cases.OPEN_STATUSES)
+    headline = casestats.indicators(cohort, now=now)
+    open_statuses = frozenset(casefields.OPEN_STATUSES)
     received_on: Counter = Counter()
     weeks: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # received, closed, due, on time
     streets: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])  # open, overdue
@@ -199,8 +199,8 @@ def build(
         },
         "weekly": {
             "weeks": week_keys,
-            "resolution_rate": [cases._rate(weeks[w][1], weeks[w][0]) for w in week_keys],
-            "on_time_rate": [cases._rate(weeks[w][3], weeks[w][2]) for w in week_keys],
+            "resolution_rate": [casestats._rate(weeks[w][1], weeks[w][0]) for w in week_keys],
+            "on_time_rate": [casestats._rate(weeks[w][3], weeks[w][2]) for w in week_keys],
             "received": [weeks[w][0] for w in week_keys],
         },
         "streets": _ranked(streets, names),

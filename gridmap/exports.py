@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gridmap import clock, language
-from gridmap.cases import SOURCE_LABELS
+from gridmap.casefields import SOURCE_LABELS
 from gridmap.errors import InvalidInput
 
 FORMATS = ("xlsx", "csv")
@@ -309,7 +309,7 @@ def _yes_no(lang: str) -> Callable:
 
 def case_table(items: Iterable[Mapping], *, lang: str = language.DEFAULT_LANGUAGE) -> Table:
     """The case list as a table; `items` are cases as `cases.present` shows them to the user (masked)."""
-    from gridmap.cases import load_categories
+    from gridmap.categories import load_categories
 
     names = {c["code"]: c["name"] if lang == "zh" else c["name_en"] for c in load_categories()}
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from gridmap import cases, cql
+from gridmap import casefields, cases, cql
 from gridmap.errors import NotFound
 
 # Collection id → area level. Other editions than the current one are `grids@EDITION`.
@@ -72,9 +72,9 @@ INCIDENT_PROPERTIES: dict[str, tuple[str, str]] = {
 PROPERTY_VALUES: dict[str, tuple[str, ...]] = {
     "level": ("district", "street", "community", "grid"),
     "kind": ("综合", "专属"),  # the standard's own words: comprehensive, dedicated
-    "status": cases.STATUSES,
+    "status": casefields.STATUSES,
     "handling_level": cases.LEVELS,
-    "source": cases.SOURCES,
+    "source": casefields.SOURCES,
     "light": ("green", "yellow", "red"),
 }
 _TIMES = ("reported_at", "deadline", "resolved_at", "closed_at")

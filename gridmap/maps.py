@@ -28,7 +28,7 @@ from jinja2 import Template
 
 from gridmap import assets, clock, language
 from gridmap import crs as crs_rules
-from gridmap.cases import SOURCE_LABELS
+from gridmap.casefields import SOURCE_LABELS
 from gridmap.config import PROJECT_DIR
 from gridmap.errors import InvalidInput
 

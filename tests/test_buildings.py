@@ -12,8 +12,10 @@ import shapely
 from click.testing import CliRunner
 from geodata import GRIDS, MID_LAT, load_district
 
-from gridmap import assign, audit, buildings, demo, geocode, people
+from gridmap import assign, audit, buildings, geocode, people
 from gridmap.cli import main
+from gridmap.demo.buildings import demo_buildings
+from gridmap.demo.district import demo_boundary_dir, read_district
 from gridmap.errors import InvalidInput
 
 NW, SW, NE, SE = (g["code"] for g in GRIDS)
@@ -221,8 +223,8 @@ def test_the_map_layer_shows_buildings_or_only_counts_by_role(district, live_ser
 
 
 def test_the_demo_register_adds_up_to_every_grid():
-    district = demo.read_district(demo.demo_boundary_dir())
-    register = demo.demo_buildings()
+    district = read_district(demo_boundary_dir())
+    register = demo_buildings()
     grids = district["grid"]
     index = assign.GridIndex.build(list(grids["code"]), list(grids.geometry))
     located = index.locate_many([b["lon"] for b in register], [b["lat"] for b in register], nearest=False)
@@ -234,4 +236,4 @@ def test_the_demo_register_adds_up_to_every_grid():
     assert all(households[c] == h for c, h in zip(grids["code"], grids["households"], strict=True))
     assert all(population[c] == p for c, p in zip(grids["code"], grids["population"], strict=True))
     assert len({b["code"] for b in register}) == len(register)
-    assert demo.demo_buildings() == register  # the same every time
+    assert demo_buildings() == register  # the same every time

@@ -10,7 +10,7 @@ from geodata import GRIDS, load_district
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridmap import cases
+from gridmap import casefields, cases, casestats, categories
 from gridmap.cli import main
 from gridmap.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridmap.people import User
@@ -127,30 +127,30 @@ def test_traffic_light_stays_put_over_a_weekend():
 
 # ---- categories and personal data ---------------------------------------------------------------------------
 def test_categories_have_two_plus_two_digit_codes_and_deadlines():
-    table = cases.load_categories()
+    table = categories.load_categories()
     codes = [c["code"] for c in table]
     assert len(codes) == len(set(codes)) and all(len(c) == 4 and c.isdigit() for c in codes)
     classes = {c["class_code"]: c["class_name"] for c in table}
     # GB/T 30428.2's event classes and DOMAIN.md's social-governance categories.
     assert {"市容环境", "宣传广告", "施工管理", "突发事件", "街面秩序"} <= set(classes.values())
     assert {"环境卫生", "矛盾纠纷", "安全隐患", "市政设施", "民生服务", "疫情防控", "交通"} <= set(classes.values())
-    rubbish = cases.category("0102")
+    rubbish = categories.category("0102")
     assert (rubbish["name"], rubbish["limit"], rubbish["unit"], rubbish["deadline"]) == (
         "暴露垃圾",
         4,
         "hours",
         "4工作小时",
     )
-    building = cases.category("0101")
+    building = categories.category("0101")
     assert (building["limit"], building["unit"], building["limit_working_hours"]) == (15, "days", 112.5)
     with pytest.raises(InvalidInput, match="unknown category '9999'"):
-        cases.category("9999")
+        categories.category("9999")
 
 
 def test_deadline_of_a_category_uses_the_calendar():
     calendar = cases.WorkingCalendar(holidays=[dt.date(2026, 10, 12)])
-    assert cases.deadline_for("0102", FRIDAY, calendar) == dt.datetime(2026, 10, 13, 11, 0)
-    assert cases.deadline_for("1101", dt.datetime(2026, 10, 14, 10), calendar) == dt.datetime(2026, 10, 21, 10)
+    assert categories.deadline_for("0102", FRIDAY, calendar) == dt.datetime(2026, 10, 13, 11, 0)
+    assert categories.deadline_for("1101", dt.datetime(2026, 10, 14, 10), calendar) == dt.datetime(2026, 10, 21, 10)
 
 
 @pytest.mark.parametrize(
@@ -299,7 +299,7 @@ def test_the_full_loop_with_rework_keeps_an_append_only_history(district):
 def test_every_illegal_transition_is_a_conflict_that_changes_nothing(district):
     refused = 0
     for action, step in cases.ACTIONS.items():
-        for status in (s for s in cases.STATUSES if s not in step.sources):
+        for status in (s for s in casefields.STATUSES if s not in step.sources):
             incident_id = _stored(district, status=status, level="community")
             before = district.get_incident(incident_id)
             with pytest.raises(Conflict, match=f"cannot {action} a case that is {status}"):
@@ -471,7 +471,7 @@ def test_jinyuan_86_received_84_closed_is_97_7_percent(district):
 
 
 def test_indicators_of_nothing_are_empty_not_errors():
-    figures = cases.indicators([], now=dt.datetime(2026, 1, 1))
+    figures = casestats.indicators([], now=dt.datetime(2026, 1, 1))
     assert figures["received"] == 0 and figures["resolution_rate"] is None and figures["median_hours_to_close"] is None
 
 

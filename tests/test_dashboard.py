@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_maps import GRID_A, GRID_D, load_map_data
 
-from gridmap import assets, cases, dashboard, people
+from gridmap import assets, cases, casestats, dashboard, people
 from gridmap.config import PROJECT_DIR, Settings
 from gridmap.errors import InvalidInput
 from gridmap.store import Store
@@ -73,7 +73,7 @@ def test_figures_count_the_period_and_the_daily_chart_counts_flows():
     start, end = dashboard.period_window("30d", today=NOW.date())
     result = dashboard.build(rows, start=start, end=end, now=NOW, names={GRID_A[:9]: "长虹街道"})
     cohort = [r for r in rows if start <= r["reported_at"] < end]
-    assert result["headline"] == cases.indicators(cohort, now=NOW)
+    assert result["headline"] == casestats.indicators(cohort, now=NOW)
     assert result["headline"]["received"] == 4 and result["headline"]["closed"] == 1
     flows = zip(result["daily"]["received"], result["daily"]["closed"], strict=True)
     daily = dict(zip(result["daily"]["days"], flows, strict=True))

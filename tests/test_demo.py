@@ -16,17 +16,9 @@ from shapely.geometry import box
 
 from gridmap.cli import main
 from gridmap.crs import local_metric_crs
-from gridmap.demo import (
-    FILES,
-    GAZETTEER_FILE,
-    _absorb_fragments,
-    _allocate,
-    _make_contiguous,
-    check_district,
-    demo_boundary_dir,
-    write_district,
-    write_gazetteer,
-)
+from gridmap.demo.district import FILES, check_district, demo_boundary_dir, write_district
+from gridmap.demo.gazetteer import GAZETTEER_FILE, write_gazetteer
+from gridmap.demo.tiling import _absorb_fragments, _allocate, _make_contiguous
 from gridmap.errors import GridmapError
 
 PARENT = {"street": "district", "community": "street", "grid": "community"}
@@ -260,7 +252,7 @@ def test_generated_cases_lie_in_their_grids_with_deadlines_after_the_report():
 
     from geodata import GRIDS
 
-    from gridmap.demo import generate_cases
+    from gridmap.demo.cases import generate_cases
 
     grids = gpd.GeoDataFrame(GRIDS, geometry="geometry", crs="EPSG:4326")
     categories = [{"code": "0101", "name": "私搭乱建"}, {"code": "0102", "name": "暴露垃圾"}]

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from geodata import GRIDS, load_district
 
-from gridmap import cases, geocode, incidents
+from gridmap import cases, categories, geocode, incidents
 from gridmap.cli import main
 from gridmap.errors import InvalidInput
 
@@ -79,7 +79,7 @@ def test_a_gbk_hotline_export_is_imported_geocoded_assigned_and_given_deadlines(
     # Categories by code, Chinese name or English name; deadlines from the category table and working calendar.
     assert [stored[k]["category_code"] for k in ("GD001", "GD002", "GD003")] == ["0403", "0103", "0102"]
     for row in stored.values():
-        assert row["deadline"] == cases.deadline_for(row["category_code"], row["reported_at"])
+        assert row["deadline"] == categories.deadline_for(row["category_code"], row["reported_at"])
         assert row["status"] == "reported" and row["deadline"] < NOW  # so they show as overdue
     history = district.get_incident(stored["GD001"]["id"])["history"]
     assert [(h["action"], h["to_status"], h["at"]) for h in history] == [

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gridmap import cases, exports, features, language, maps, people
+from gridmap import casefields, exports, features, language, maps, people
 from gridmap.config import PROJECT_DIR
 from gridmap.web import dashboard, ogc_api, plan_views
 
@@ -47,7 +47,7 @@ def wanted_msgids() -> set[str]:
     for module in WEB.glob("*.py"):
         wanted |= _python_msgids(module)
     wanted |= set(maps.PAGE_TEXT) | set(dashboard.SCRIPT_TEXT) | set(plan_views.EDITOR_TEXT)
-    wanted |= set(people.ROLE_LABELS.values()) | set(cases.SOURCE_LABELS.values())
+    wanted |= set(people.ROLE_LABELS.values()) | set(casefields.SOURCE_LABELS.values())
     wanted |= set(language.KIND_LABELS.values()) | set(exports._SETTING_LABELS.values()) | {"Total", "Yes", "No"}
     # OGC API: property titles (queryables, schema) and the operations the HTML page of the API definition lists.
     wanted |= {title for _kind, title in (*features.AREA_PROPERTIES.values(), *features.INCIDENT_PROPERTIES.values())}

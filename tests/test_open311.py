@@ -17,8 +17,9 @@ from lxml import etree
 from ogc_server import CLOSED_CASES, start_demo_server
 from photos import jpeg
 
-from gridmap import cases
-from gridmap.demo import GAZETTEER_FILE, demo_boundary_dir
+from gridmap import casefields, categories
+from gridmap.demo.district import demo_boundary_dir
+from gridmap.demo.gazetteer import GAZETTEER_FILE
 
 # Element names of the GeoReport v2 examples, in the order the spec shows them.
 SPEC = {
@@ -67,7 +68,7 @@ def test_discovery_and_services_in_json_and_xml(server):
     assert {f.text for f in endpoint.iterfind("formats/format")} == {"text/xml", "application/json"}
     assert requests.get(_url(server, "discovery"), timeout=30).json()["endpoints"][0]["specification"].endswith("v2")
 
-    table = {row["code"]: row for row in cases.load_categories()}
+    table = {row["code"]: row for row in categories.load_categories()}
     services = _xml(requests.get(_url(server, "services.xml"), timeout=30))
     assert services.tag == "services" and len(services) == len(table)
     for service in services:
@@ -82,7 +83,7 @@ def test_discovery_and_services_in_json_and_xml(server):
     for attribute in definition.iterfind("attributes/attribute"):
         _in_spec_order(attribute, SPEC["attribute"])
     source = requests.get(_url(server, "services/0102.json"), timeout=30).json()["attributes"][1]
-    assert [v["key"] for v in source["values"]] == list(cases.SOURCES)
+    assert [v["key"] for v in source["values"]] == list(casefields.SOURCES)
 
 
 def test_a_client_creates_and_reads_cases_in_json_and_xml(server):

@@ -115,14 +115,14 @@ def test_one_point_imports_no_dataframes_and_answers_like_the_index(district_url
 
 
 def test_the_written_out_choices_match_the_modules_they_stand_for():
-    from gridmap import attachments, audit, boundaries, cases
+    from gridmap import attachments, audit, boundaries, casefields, casestats
     from gridmap.cli import EXPORT_FORMATS, IMPORT_LEVELS, attachment_commands, audit_commands, case_commands
 
     assert IMPORT_LEVELS == boundaries.IMPORT_LEVELS
     assert set(EXPORT_FORMATS) == set(boundaries.EXPORT_FORMATS)
     assert audit_commands.FAIL_KINDS == audit.FAIL_KINDS
-    assert case_commands.GROUPS == cases.GROUPS
-    assert case_commands.SOURCES == cases.SOURCES
+    assert case_commands.GROUPS == casestats.GROUPS
+    assert case_commands.SOURCES == casefields.SOURCES
     assert attachments.SWEEP_GRACE.total_seconds() == attachment_commands.SWEEP_GRACE_MINUTES * 60
 
 

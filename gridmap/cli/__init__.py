@@ -286,16 +286,19 @@ def retire(store: Store, settings: Settings, edition: str) -> None:
 def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, closed_cases: int) -> None:
     """Load the generated demo district (12 streets, 175 communities, 1,464 grids, their buildings) as current."""
     from gridmap import boundaries, geocode
-    from gridmap import demo as demo_data
+    from gridmap.demo.buildings import demo_buildings
+    from gridmap.demo.cases import generate_cases
+    from gridmap.demo.district import demo_boundary_dir
+    from gridmap.demo.gazetteer import GAZETTEER_FILE
 
     if if_empty and store.list_editions():
         click.echo(f"the database already has editions; demo not loaded ({store.describe()})")
         return
-    counts = boundaries.load_demo(store, demo_data.demo_boundary_dir())
+    counts = boundaries.load_demo(store, demo_boundary_dir())
     click.echo("loaded the demo district: " + ", ".join(f"{n} {PLURAL[level]}" for level, n in counts.items()))
-    entries = geocode.load_gazetteer(store, demo_data.demo_boundary_dir() / demo_data.GAZETTEER_FILE)
+    entries = geocode.load_gazetteer(store, demo_boundary_dir() / GAZETTEER_FILE)
     click.echo(f"loaded the demo gazetteer: {entries} addresses")
-    register = demo_data.demo_buildings()
+    register = demo_buildings()
     written = store.save_buildings(register)
     click.echo(
         f"loaded the demo buildings: {len(register)} buildings, {sum(b['households'] for b in register)} households "
@@ -308,18 +311,19 @@ def demo(store: Store, settings: Settings, if_empty: bool, open_cases: int, clos
         click.echo(f"created the admin user 'demo' with password {password} (shown once; sign in at /login)")
     if open_cases or closed_cases:
         from gridmap import assign, cases, clock
+        from gridmap.categories import deadline_for, load_categories
 
         edition = store.current_edition()
         if edition is None:
             raise click.UsageError("there is no current edition to put cases in")
         calendar = cases.calendar_from_settings(settings)
-        rows = demo_data.generate_cases(
+        rows = generate_cases(
             store.areas(edition.name, "grid"),
-            cases.load_categories(),
+            load_categories(),
             open_cases,
             closed=closed_cases,
             now=clock.now(),
-            deadline_for=lambda code, at: cases.deadline_for(code, at, calendar),
+            deadline_for=lambda code, at: deadline_for(code, at, calendar),
         )
         located = assign.grid_index(store).locate_many([r["lon"] for r in rows], [r["lat"] for r in rows])
         for row, answer in zip(rows, located.assignments(), strict=True):

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 # Whoever runs the CLI holds the database itself, so the commands see the whole district.
 _OPERATOR = people.User(name="cli", role="admin")
-# cases.GROUPS, written out so that `gridmap --help` does not import the case rules (tests/test_cli.py checks).
-# cases.SOURCES likewise.
+# casestats.GROUPS, written out so that `gridmap --help` does not import the case rules (tests/test_cli.py checks).
+# casefields.SOURCES likewise.
 SOURCES = ("patrol", "visit", "chat", "hotline", "video", "higher", "import", "web")
 GROUPS = ("total", "grid", "community", "street", "category", "worker", "day", "week", "month")
 _COLUMNS = (
@@ -47,9 +47,9 @@ def _day(_ctx, param, value: str | None) -> dt.date | None:
 def _names(store: Store, by: str, lang: str) -> dict[str, str]:
     """Return code → name of what the indicators are grouped by (areas of the current edition, categories)."""
     if by == "category":
-        from gridmap import cases
+        from gridmap.categories import load_categories
 
-        return {c["code"]: c["name"] if lang == "zh" else c["name_en"] for c in cases.load_categories()}
+        return {c["code"]: c["name"] if lang == "zh" else c["name_en"] for c in load_categories()}
     edition = store.current_edition()
     if by not in ("grid", "community", "street") or edition is None:
         return {}
@@ -130,9 +130,9 @@ def stats(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def categories(as_json: bool) -> None:
     """List the case categories (2+2-digit codes) and their deadlines in working hours or days."""
-    from gridmap import cases
+    from gridmap.categories import load_categories
 
-    table = cases.load_categories()
+    table = load_categories()
     if as_json:
         click.echo(json.dumps(table, ensure_ascii=False, indent=2))
         return

@@ -114,13 +114,14 @@ def _extras(entries: list[GazetteerEntry], district: str, rng: random.Random) ->
 
 def two_districts(seed: int = 13) -> tuple[list[GazetteerEntry], Jurisdiction, dict[str, dict]]:
     """Return the full two-district gazetteer (tagged from the boundaries), its jurisdiction, and the frames."""
-    from gridmap import demo
+    from gridmap.demo.district import demo_boundary_dir, read_district
+    from gridmap.demo.gazetteer import GAZETTEER_FILE, generate_gazetteer
 
-    first = demo.read_district(demo.demo_boundary_dir())
+    first = read_district(demo_boundary_dir())
     second = second_district(first)
     rng = random.Random(seed)
-    entries_a = read_gazetteer_file(demo.demo_boundary_dir() / demo.GAZETTEER_FILE)
-    entries_b = read_gazetteer_rows(demo.generate_gazetteer(second, seed=seed))
+    entries_a = read_gazetteer_file(demo_boundary_dir() / GAZETTEER_FILE)
+    entries_b = read_gazetteer_rows(generate_gazetteer(second, seed=seed))
     districts_a, streets_a = areas_of(first)
     districts_b, streets_b = areas_of(second)
     districts, streets = districts_a + districts_b, streets_a + streets_b

@@ -37,11 +37,12 @@ def relocate(
 ) -> dict:
     """Put a case at the point a person picked: its current grid follows, the review flag is cleared."""
     from gridmap import assign, cases
+    from gridmap.casefields import FINISHED_STATUSES
 
     incident = cases.get_case(store, incident_id, user=user)  # outside the user's area: 404
     if user.role not in cases.ACTING_ROLES:
         raise Forbidden(f"a {user.role} may not move a case")
-    if incident["status"] in cases.FINISHED_STATUSES:
+    if incident["status"] in FINISHED_STATUSES:
         raise Conflict(f"case {incident_id} is {incident['status']}; its place can no longer change")
     if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
         raise InvalidInput(f"note must be text of at most {MAX_NOTE} characters")

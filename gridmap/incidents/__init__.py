@@ -305,6 +305,7 @@ def _placed_rows(kept, result: IncidentImport, *, coordinates_crs: str, geocoder
 def _located_rows(kept, result: IncidentImport, *, district: District, allow_outside: bool, calendar) -> None:
     """Find each row's grid, refuse rows outside the jurisdiction, set deadlines, and fill `result.values`."""
     from gridmap import cases
+    from gridmap.categories import load_categories
 
     lons = np.array([r["lon"] for _, r in kept], dtype=float)
     lats = np.array([r["lat"] for _, r in kept], dtype=float)
@@ -315,7 +316,7 @@ def _located_rows(kept, result: IncidentImport, *, district: District, allow_out
     inside = dict(zip(lost, district.inside(lons[lost], lats[lost]).tolist(), strict=True)) if lost else {}
     index = located.index if located is not None else None
     calendar = calendar or cases.DEFAULT_CALENDAR
-    limits = {row["code"]: (row["unit"], row["limit"]) for row in cases.load_categories()}
+    limits = {row["code"]: (row["unit"], row["limit"]) for row in load_categories()}
     edition = district.edition
     values = result.values
     for k, (number, row) in enumerate(kept):

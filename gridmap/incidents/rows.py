@@ -119,33 +119,34 @@ class RowChecker:
 
     `check` raises InvalidInput carrying a reason. It is the hot loop of an import (100,000 rows in a few
     seconds), so cells are fetched by position (a missing column reads the empty cell appended to each row),
-    empty cells skip the checks, and plain text is checked by one regular expression in C (cases.clean_text)."""
+    empty cells skip the checks, and plain text is checked by one regular expression in C (casefields.clean_text)."""
 
     def __init__(self, header: list[str], columns: Mapping[str, str], *, category: str | None, now: dt.datetime):
-        from gridmap import cases
+        from gridmap import casefields, categories
 
-        self.cases = cases
+        self.fields = casefields
+        self.find_category = categories.find_category
         self.width = len(header)
         position = {name: header.index(key) for name, key in columns.items()}
         # A missing column points at the empty cell `check` appends after the last one.
         self.at = {name: position.get(name, self.width) for name in COLUMN_ALIASES}
-        self.default_category = cases.category(category)["code"] if category else None
-        self.categories = {row["code"]: row["code"] for row in cases.load_categories()}
+        self.default_category = categories.category(category)["code"] if category else None
+        self.categories = {row["code"]: row["code"] for row in categories.load_categories()}
         self.now = now
-        self.latest = now + cases.MAX_CLOCK_SKEW
+        self.latest = now + casefields.MAX_CLOCK_SKEW
 
     def check(self, cells: list) -> dict:
         """Return the row's incident fields (lon/lat as given, before any conversion)."""
         width = self.width
         cells = cells[:width] + [""] * (width + 1 - min(len(cells), width))
-        at, cases, clean = self.at, self.cases, self.cases.clean_text
+        at, fields, clean = self.at, self.fields, self.fields.clean_text
         raw_time = cells[at["reported_at"]]
         if not all(c.__class__ is str for c in cells):  # Excel numbers and dates, GeoJSON values
             cells = [c if c.__class__ is str else text_of(c) for c in cells]
         description = cells[at["description"]]
-        description = clean(description, "description", cases.MAX_DESCRIPTION, multiline=True) if description else None
+        description = clean(description, "description", fields.MAX_DESCRIPTION, multiline=True) if description else None
         title = cells[at["title"]]
-        title = clean(title, "title", cases.MAX_TITLE) if title else None
+        title = clean(title, "title", fields.MAX_TITLE) if title else None
         if not title:
             title = (description or "")[:_TITLE_FROM_DESCRIPTION].replace("\n", " ").strip() or None
         if not title:
@@ -154,7 +155,7 @@ class RowChecker:
         if category_text:
             category_code = self.categories.get(category_text)
             if category_code is None:
-                found = cases.find_category(category_text)
+                found = self.find_category(category_text)
                 if found is None:
                     raise InvalidInput(
                         f"unknown category {category_text[:30]!r}: use a 4-digit code or a name from "
@@ -167,8 +168,8 @@ class RowChecker:
         else:
             raise InvalidInput("has no category; fill it in or give --category CODE", reason="no category")
         reported_at = parse_time(raw_time)
-        if reported_at > self.latest or reported_at < cases.EARLIEST_REPORT:
-            cases.check_reported_at(reported_at, self.now)
+        if reported_at > self.latest or reported_at < fields.EARLIEST_REPORT:
+            fields.check_reported_at(reported_at, self.now)
         source_id, source = cells[at["source_id"]], cells[at["source"]]
         name, phone, address = cells[at["reporter_name"]], cells[at["reporter_phone"]], cells[at["address"]]
         row = {
@@ -178,9 +179,9 @@ class RowChecker:
             "description": description or "",
             "category_code": category_code,
             "reported_at": reported_at,
-            "reporter_name": clean(name, "reporter name", cases.MAX_NAME) if name else None,
-            "reporter_phone": cases.check_phone(clean(phone, "reporter phone", cases.MAX_PHONE)) if phone else None,
-            "address": clean(address, "address", cases.MAX_ADDRESS) if address else None,
+            "reporter_name": clean(name, "reporter name", fields.MAX_NAME) if name else None,
+            "reporter_phone": fields.check_phone(clean(phone, "reporter phone", fields.MAX_PHONE)) if phone else None,
+            "address": clean(address, "address", fields.MAX_ADDRESS) if address else None,
             "lon": None,
             "lat": None,
         }
