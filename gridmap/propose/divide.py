@@ -11,7 +11,7 @@ import numpy as np
 
 from gridmap.propose import cells as cell_rules
 from gridmap.propose.atoms import Atom, site_points
-from gridmap.propose.division import Problem, State, make_contiguous
+from gridmap.propose.division import Problem, State, make_contiguous, pieces
 from gridmap.propose.partition import balance, failures, first_plans, identities, kmeans_labels
 from gridmap.propose.polish import total_cost
 
@@ -75,7 +75,7 @@ def _units(atoms: list[Atom], atom_neighbours, options) -> tuple[list[list[int]]
         members = by_estate[estate]
         if sum(atoms[i].households for i in members) > options.households_max:
             continue
-        for piece in _pieces(set(members), atom_neighbours):
+        for piece in pieces(set(members), atom_neighbours):
             for atom in piece:
                 unit_of[atom] = len(units)
             units.append(sorted(piece))
@@ -84,22 +84,6 @@ def _units(atoms: list[Atom], atom_neighbours, options) -> tuple[list[list[int]]
             unit_of[i] = len(units)
             units.append([i])
     return units, unit_of
-
-
-def _pieces(members: set[int], neighbours) -> list[set[int]]:
-    remaining, pieces = set(members), []
-    while remaining:
-        start = min(remaining)
-        piece, stack = {start}, [start]
-        remaining.discard(start)
-        while stack:
-            for other in neighbours[stack.pop()]:
-                if other in remaining:
-                    remaining.discard(other)
-                    piece.add(other)
-                    stack.append(other)
-        pieces.append(piece)
-    return pieces
 
 
 def _problem(units, atoms, atom_neighbours, unit_of, frame, options, old_codes) -> Problem:

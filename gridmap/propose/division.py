@@ -71,22 +71,29 @@ def connected(problem: Problem, units: set[int]) -> bool:
     return len(seen) == len(units)
 
 
-def components(problem: Problem, units: set[int]) -> list[set[int]]:
-    """Split units into edge-connected pieces, largest (by households, then size) first."""
-    remaining, pieces = set(units), []
+def pieces(nodes, neighbours) -> list[set]:
+    """Split nodes into the connected pieces of a graph (`neighbours[node]` iterates a node's neighbours, of any
+    kind), ordered by their smallest member."""
+    remaining, found = set(nodes), []
     while remaining:
         start = min(remaining)
         piece, queue = {start}, deque([start])
         remaining.discard(start)
         while queue:
-            for other in problem.neighbours[queue.popleft()]:
+            for other in neighbours[queue.popleft()]:
                 if other in remaining:
                     remaining.discard(other)
                     piece.add(other)
                     queue.append(other)
-        pieces.append(piece)
-    pieces.sort(key=lambda p: (-problem.households[list(p)].sum(), -len(p), min(p)))
-    return pieces
+        found.append(piece)
+    return found
+
+
+def components(problem: Problem, units: set[int]) -> list[set[int]]:
+    """Split units into edge-connected pieces, largest (by households, then size) first."""
+    found = pieces(units, problem.neighbours)
+    found.sort(key=lambda p: (-problem.households[list(p)].sum(), -len(p), min(p)))
+    return found
 
 
 def can_leave(problem: Problem, state: State, unit: int) -> bool:
@@ -105,8 +112,8 @@ def make_contiguous(problem: Problem, state: State) -> None:
     for _ in range(problem.size):
         changed = False
         for group in range(len(state.identity)):
-            pieces = components(problem, state.members[group])
-            for piece in pieces[1:]:
+            parts = components(problem, state.members[group])
+            for piece in parts[1:]:
                 shared: dict[int, float] = {}
                 for unit in piece:
                     for other, (plain, barrier, _estate) in problem.neighbours[unit].items():

@@ -24,6 +24,7 @@ import shapely
 
 from gridmap.propose import cells as cell_rules
 from gridmap.propose import choice, shift
+from gridmap.propose.division import pieces
 from gridmap.propose.growth import Grids
 from gridmap.propose.redraw import NewGrid, Solution, grid_of, solve_region
 
@@ -100,7 +101,7 @@ def plan_community(
     added: list[str] = []
     for _ in range(len(grids) + 1):
         grown = False
-        for component in _components(bad, neighbours):
+        for component in pieces(bad, neighbours):
             key = frozenset(component)
             if key in solved:
                 continue
@@ -120,7 +121,7 @@ def plan_community(
             solved[key] = solution
         if not grown:
             break
-    final = {frozenset(c) for c in _components(bad, neighbours)}
+    final = {frozenset(c) for c in pieces(bad, neighbours)}
     plan.added = [c for c in added if c in bad]
     plan.kept = [c for c in codes if c not in bad and c not in shifted]
     for s in shifts:
@@ -180,20 +181,3 @@ def _grids_beside_gaps(community: dict, grids: list[dict], frame) -> set[str]:
         if shared and max(shared) > 0 and grids[int(np.argmax(shared))].get("kind") != DEDICATED:
             chosen.add(grids[int(np.argmax(shared))]["code"])
     return chosen
-
-
-def _components(codes: set[str], neighbours: dict[str, dict[str, float]]) -> list[set[str]]:
-    remaining, pieces = set(codes), []
-    for start in sorted(codes):
-        if start not in remaining:
-            continue
-        piece, stack = {start}, [start]
-        remaining.discard(start)
-        while stack:
-            for other in neighbours[stack.pop()]:
-                if other in remaining:
-                    remaining.discard(other)
-                    piece.add(other)
-                    stack.append(other)
-        pieces.append(piece)
-    return pieces
