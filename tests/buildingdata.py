@@ -20,6 +20,21 @@ STREET_CODE = "120104001"
 COMMUNITY_CODE = "120104001001"
 
 
+def grid_record(number: int, geometry, households: int | None = None) -> dict:
+    """One comprehensive grid of the test community, numbered from 1 (population twice its households)."""
+    return {
+        "code": f"{COMMUNITY_CODE}{number:03d}",
+        "name": f"百合第{number}网格",
+        "parent_code": COMMUNITY_CODE,
+        "level": "grid",
+        "kind": "综合",
+        "households": households,
+        "population": None if households is None else households * 2,
+        "staff": 1,
+        "geometry": geometry,
+    }
+
+
 def strips(households: list[list[int]], *, height: float = HEIGHT, estates: dict[int, str] | None = None):
     """Return (grids, community, buildings): one vertical strip per entry of `households`, each with a lattice of
     buildings carrying those households; `estates` names the estate of the buildings of some strips."""
@@ -28,19 +43,7 @@ def strips(households: list[list[int]], *, height: float = HEIGHT, estates: dict
     for i, counts in enumerate(households):
         west, east = round(LON0 + i * STRIP, 7), round(LON0 + (i + 1) * STRIP, 7)  # neighbours share exact edges
         geometry = box(west, LAT0, east, round(LAT0 + height, 7))
-        grids.append(
-            {
-                "code": f"{COMMUNITY_CODE}{i + 1:03d}",
-                "name": f"百合第{i + 1}网格",
-                "parent_code": COMMUNITY_CODE,
-                "level": "grid",
-                "kind": "综合",
-                "households": sum(counts),
-                "population": sum(counts) * 2,
-                "staff": 1,
-                "geometry": geometry,
-            }
-        )
+        grids.append(grid_record(i + 1, geometry, sum(counts)))
         side = int(np.ceil(np.sqrt(len(counts))))
         for k, count in enumerate(counts):
             row, column = divmod(k, side)

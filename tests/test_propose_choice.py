@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import shapely
-from buildingdata import COMMUNITY_CODE, HEIGHT, LAT0, LON0, STREET_CODE, STRIP
+from buildingdata import COMMUNITY_CODE, HEIGHT, LAT0, LON0, STREET_CODE, STRIP, grid_record
 from test_propose import check_plan, run
 
 from gridmap.propose import choice
 from gridmap.propose.cells import Frame, polsby_popper
-
-
-def _grid(number: int, geometry) -> dict:
-    return {
-        "code": f"{COMMUNITY_CODE}{number:03d}",
-        "name": f"百合第{number}网格",
-        "parent_code": COMMUNITY_CODE,
-        "level": "grid",
-        "kind": "综合",
-        "households": None,
-        "population": None,
-        "staff": 1,
-        "geometry": geometry,
-    }
 
 
 def _lattice(number: int, west: float, count: int, households: int) -> list[dict]:
@@ -62,7 +48,7 @@ def round_and_ragged(middle: int = 560):
         low, high = LAT0 + HEIGHT * t / teeth, LAT0 + HEIGHT * (t + 0.5) / teeth
         saw += [(xs[3], round(low, 7)), (round(xs[3] + STRIP * 0.3, 7), round(high, 7))]
     east = shapely.Polygon([(xs[2], LAT0), *saw, (xs[3], top), (xs[2], top)])
-    grids = [_grid(1, west), _grid(2, middle_box), _grid(3, east)]
+    grids = [grid_record(1, west), grid_record(2, middle_box), grid_record(3, east)]
     buildings = _lattice(1, xs[0], 15, 20) + _lattice(2, xs[1], middle // 20, 20) + _lattice(3, xs[2], 15, 20)
     outline = shapely.union_all([west, middle_box, east])
     community = {"code": COMMUNITY_CODE, "name": "百合社区", "parent_code": STREET_CODE, "level": "community"}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shapely
-from buildingdata import COMMUNITY_CODE, LAT0, LON0, STREET_CODE
+from buildingdata import COMMUNITY_CODE, LAT0, LON0, STREET_CODE, grid_record
 from test_propose import check_plan, run
 
 from gridmap.propose import ProposeOptions, shift
@@ -20,19 +20,7 @@ def _community(columns: list[list[list[int]]], widths: list[float], estates: dic
     top = round(LAT0 + TALL, 7)
     for i, (grid_columns, width) in enumerate(zip(columns, widths, strict=True)):
         east = round(west + width, 7)
-        grids.append(
-            {
-                "code": f"{COMMUNITY_CODE}{i + 1:03d}",
-                "name": f"百合第{i + 1}网格",
-                "parent_code": COMMUNITY_CODE,
-                "level": "grid",
-                "kind": "综合",
-                "households": None,
-                "population": None,
-                "staff": 1,
-                "geometry": shapely.box(west, LAT0, east, top),
-            }
-        )
+        grids.append(grid_record(i + 1, shapely.box(west, LAT0, east, top)))
         for c, column in enumerate(grid_columns):
             for r, households in enumerate(column):
                 buildings.append(
