@@ -48,6 +48,13 @@ def load_buildings(store: Store, settings: Settings, file: Path, source_crs: str
     show_default=True,
     help="Leave grids already in range, whole and compact exactly as they are.",
 )
+@click.option(
+    "--rounding/--no-rounding",
+    default=True,
+    show_default=True,
+    help="With --keep-good: re-cut two grids below the edition's median Polsby–Popper when one straight cut lifts "
+    "one of them to it.",
+)
 @click.option("--barriers", type=click.Path(path_type=Path), help="Road/river lines new boundaries should follow.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="The same seed gives the same plan.")
 @click.option(
@@ -70,6 +77,7 @@ def propose(
     target: float | None,
     into: str,
     keep_good: bool,
+    rounding: bool,
     barriers: Path | None,
     seed: int,
     method: str,
@@ -85,6 +93,7 @@ def propose(
         households_max=households_max if households_max is not None else settings.households_max,
         target_households=target,
         keep_good=keep_good,
+        rounding=rounding,
         seed=seed,
         method=method,
     )

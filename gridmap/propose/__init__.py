@@ -8,7 +8,9 @@ The rules: grids are unions of building cells (Voronoi cells of the buildings, c
 along barrier lines), each one polygon inside its community, the community tiled exactly; an estate stays in
 one grid unless it alone exceeds the maximum (then it is divided by buildings); a building above the maximum
 becomes a grid of its own and is reported. With `keep_good` (the default) grids already in range, whole and
-compact stay byte for byte as they are and only the rest, with the fewest neighbours needed, are redrawn. A
+compact (as round as the edition's median Polsby–Popper) stay byte for byte as they are and only the rest, with
+the fewest neighbours needed, are redrawn; a grid in range but below the median is kept too unless one straight
+re-cut with a grid that may change lifts one of them to the median (`rounding`). A
 redrawn grid that holds most of an old grid's households, which are most of its own, keeps that grid's code
 (and continues its version), so residents keep their grid; other new grids get fresh codes that no edition
 ever used. See `region` for one community, `partition` for how households are balanced,
@@ -49,6 +51,7 @@ class ProposeOptions:
     compact_min: float = DEFAULT_COMPACT_MIN
     max_added: int = 8  # good neighbours one region may take in before it gives up
     shift: bool = True  # with keep_good, first move one straight edge between a grid out of range and a neighbour
+    rounding: bool = True  # with keep_good, last re-cut pairs below the edition's median to lift one to it (`rounding`)
 
     def __post_init__(self) -> None:
         # Each number may be fine alone and the set still unusable: 422, not 400 (web/openapi's rule).
@@ -360,7 +363,7 @@ def request_options(body, settings) -> tuple[dict, ProposeOptions, list]:
             raise InvalidInput(f"{key} must be an area code")
         return value
 
-    for key in ("keep_good", "all"):
+    for key in ("keep_good", "rounding", "all"):
         if key in body and not isinstance(body[key], bool):
             raise InvalidInput(f"{key} must be true or false")
     target = body.get("target")
@@ -374,6 +377,7 @@ def request_options(body, settings) -> tuple[dict, ProposeOptions, list]:
         households_max=whole_number("max", settings.households_max, low=1, high=MAX_HOUSEHOLDS),
         target_households=float(target) if target is not None else None,
         keep_good=body.get("keep_good", True),
+        rounding=body.get("rounding", True),
         seed=whole_number("seed", 0, low=0, high=MAX_SEED),
         method=body.get("method", "repair"),
     )

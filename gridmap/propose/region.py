@@ -23,7 +23,7 @@ import numpy as np
 import shapely
 
 from gridmap.propose import cells as cell_rules
-from gridmap.propose import choice, shift
+from gridmap.propose import choice, rounding, shift
 from gridmap.propose.division import pieces
 from gridmap.propose.growth import Grids
 from gridmap.propose.redraw import NewGrid, Solution, grid_of, solve_region
@@ -136,8 +136,45 @@ def plan_community(
         plan.kept += sorted(solution.unchanged)
         plan.grids += solution.grids
         plan.exceptions += solution.exceptions
+    if options.keep_good and getattr(options, "rounding", True) and round_bar is not None:
+        _round_out(plan, grids, buildings, frame, options, barriers, round_bar)
     plan.kept.sort()
     return plan
+
+
+def _round_out(plan: CommunityPlan, grids: list[dict], buildings, frame, options, barriers, bar: float) -> None:
+    """Lift grids below the bar to it by straight re-cuts of pairs that may change (see `rounding`)."""
+    by_code = {g["code"]: g for g in grids}
+    members: dict[str | None, list[int]] = defaultdict(list)
+    for i, b in enumerate(buildings):
+        members[b["grid"]].append(i)
+    pieces = []
+    for code in plan.kept:
+        grid = by_code[code]
+        value = rounding.roundness(grid["geometry"])
+        mutable = grid.get("kind") != DEDICATED and value < bar
+        pieces.append(rounding.Piece(code, grid["geometry"], members.get(code, []), mutable, False, value))
+    for number, grid in enumerate(plan.grids):
+        pieces.append(rounding.Piece(f"#{number}", grid.geometry, list(grid.buildings), grid.huge is None, True))
+    if sum(p.mutable for p in pieces) < 2:
+        return
+    links = _grid_neighbours([{"code": p.key, "geometry": p.geometry} for p in pieces], frame)
+    neighbours = {key: set(others) for key, others in links.items()}
+    made = rounding.round_out(pieces, buildings, neighbours, frame, options, barriers, bar)
+    changed = {key for pair in made for key in pair}
+    for piece in pieces:
+        if piece.key not in changed:
+            continue
+        grid = grid_of(piece.geometry, piece.members, buildings)
+        if piece.new:
+            old = plan.grids[int(piece.key[1:])]
+            grid.continues, grid.huge = old.continues, old.huge
+            plan.grids[int(piece.key[1:])] = grid
+        else:
+            grid.continues = piece.key
+            plan.kept.remove(piece.key)
+            plan.redrawn.append(piece.key)
+            plan.grids.append(grid)
 
 
 def _good(grid: dict, households: dict, community: dict, frame, options, *, count: bool = True) -> bool:

@@ -21,7 +21,19 @@ from gridmap.web.openapi import ERRORS, NO_NUL, choice, json_body, json_response
 blueprint = Blueprint("buildings", __name__)
 EDITORS = ("admin", "planner")
 MAP_CRS = ("wgs84", "gcj02")
-PROPOSE_FIELDS = ("community", "street", "all", "min", "max", "target", "keep_good", "seed", "method", "barriers")
+PROPOSE_FIELDS = (
+    "community",
+    "street",
+    "all",
+    "min",
+    "max",
+    "target",
+    "keep_good",
+    "rounding",
+    "seed",
+    "method",
+    "barriers",
+)
 
 
 def _store() -> Store:
@@ -159,6 +171,12 @@ OPENAPI_SCHEMAS: dict[str, dict] = {
             },
             "target": {"type": ["number", "null"], "description": "Households a grid aims at (default: mid-range)"},
             "keep_good": {"type": "boolean", "default": True},
+            "rounding": {
+                "type": "boolean",
+                "default": True,
+                "description": "With keep_good: re-cut a pair of grids below the edition's median Polsby–Popper "
+                "when one straight cut lifts one of them to it",
+            },
             "seed": {"type": ["integer", "null"], "minimum": 0, "maximum": proposals.MAX_SEED, "default": 0},
             "method": {"type": "string", "enum": list(proposals.METHODS), "default": "repair"},
             "barriers": {
