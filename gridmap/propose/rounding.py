@@ -136,6 +136,8 @@ def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers
     union = shapely.union_all([a, b])
     if union.geom_type != "Polygon" or any(line.intersects(union) for line in barriers):
         return None
+    if abs(union.area - a.area - b.area) > union.area * shift.TILING_TOLERANCE:
+        return None  # the overlay moved the outline (see shift.best_cut): no cut of it tiles the community
     positions = [*first.members, *second.members]
     if not positions:
         return None
