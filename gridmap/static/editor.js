@@ -335,7 +335,7 @@
     const community = layers.get(selected[selected.length - 1]).feature.properties.parent_code;
     const streets = JSON.parse(form.dataset.streets || "{}");
     const scope = event.submitter ? event.submitter.value : "community";
-    const body = { keep_good: form.elements.keep_good.checked };
+    const body = { keep_good: form.elements.keep_good.checked, rounding: form.elements.rounding.checked };
     for (const key of ["min", "max"]) if (form.elements[key].value !== "") body[key] = Number(form.elements[key].value);
     if (scope === "street") body.street = streets[community];
     else body.community = community;
