@@ -187,3 +187,27 @@ def test_rounding_never_loses_a_grid_at_the_median_and_keeps_every_rule(drawn):
             assert after[grid["code"]].wkb == grid["geometry"].wkb
     reached = [sum(_pp(g) >= bar for g in result_grids(grids, p).values()) for p in (plain, rounded)]
     assert reached[1] >= reached[0]
+
+
+def test_a_sliver_is_evened_out_with_its_neighbour_when_no_cut_reaches_the_median():
+    # A strip a fifth as wide as its neighbour (Polsby–Popper 0.45) beside a wide grid, both below a bar no cut
+    # can reach (0.95): the pair is re-cut so that the strip is much rounder, no building changes grid.
+    from gridmap.propose import ProposeOptions
+
+    x0, y0, top = LON0, LAT0, round(LAT0 + T, 7)
+    split = round(x0 + 0.2 * W, 7)
+    strip, wide = shapely.box(x0, y0, split, top), shapely.box(split, y0, round(x0 + 2 * W, 7), top)
+    buildings = [_building(f"S{r}", x0 + 0.1 * W, y0 + T * (r + 0.5) / 4, 100) for r in range(4)]
+    buildings += [_building(f"W{r}", x0 + 1.5 * W, y0 + T * (r + 0.5) / 4, 100) for r in range(4)]
+    for b, grid in zip(buildings, ["a"] * 4 + ["b"] * 4, strict=True):
+        b["grid"] = grid
+    pieces = [rounding.Piece("a", strip, [0, 1, 2, 3], True, True), rounding.Piece("b", wide, [4, 5, 6, 7], True, True)]
+    before = _pp(strip)
+    assert before < rounding.EVEN_BELOW
+    frame = Frame.around(shapely.union_all([strip, wide]))
+    made = rounding.round_out(pieces, buildings, {"a": {"b"}, "b": {"a"}}, frame, ProposeOptions(), (), 0.95)
+    assert made == [("a", "b")]
+    assert min(p.pp for p in pieces) >= before + rounding.EVEN_STEP
+    assert [p.members for p in pieces] == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert abs(sum(p.geometry.area for p in pieces) - (strip.area + wide.area)) < strip.area * 1e-9
+    assert shapely.union_all([p.geometry for p in pieces]).equals(shapely.union_all([strip, wide]))

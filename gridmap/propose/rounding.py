@@ -1,19 +1,24 @@
-"""Rounding: after the plan is drawn, grids rounder than the edition's median are made of those that are not.
+"""Rounding: after the plan is drawn, lift grids below the edition's median Polsby–Popper to it, two at a time.
 
 A grid as round as the edition's median Polsby–Popper (the bar) is *compact* in `keep_good`'s sense and stays
 exactly as it is. A grid below the bar is whole and in range, and no more: it stays as it is too, unless one
 straight re-cut with a touching grid that may also change (another grid below the bar, or a grid the plan drew
-anew) lifts one of the two to the bar without pushing the other out of range or much below its old shape. Such a
-re-cut is `shift.best_cut`: the pair's outline is kept, every building stands clear of the new edge, estates stay
-whole, no barrier is crossed; so every other grid stays byte for byte as it was and the community stays tiled
-exactly.
+anew) lifts one of the two to the bar without pushing the other out of range or more than MAX_DROP below its old
+shape. The re-cut keeps the rules of `shift`: the pair's outline is kept, every building stands CLEARANCE_M from
+the new edge, estates stay whole, no barrier is crossed; so every other grid stays byte for byte as it was and the
+community stays tiled exactly.
 
 Why this step: the demo district's grids are Voronoi-like cells whose Polsby–Popper values crowd just under the
 median (a quarter of all grids lie within 0.02 below it). The grids a plan must redraw (a grid of 700 households
 split in two, a grid of 200 merged) come out less round than the ones they replace, so the plan's median falls
 below the edition's unless some of those crowded grids are lifted over it; a small turn of one shared edge does
 that, and moves few households. The cuts are made greedily, the pair that lifts most grids (then moves fewest
-households) first, until no re-cut lifts any grid.
+households) first, until no re-cut lifts any grid. Then grids thinner than EVEN_BELOW are evened out with a
+neighbour the same way (`_even_out`).
+
+The search tries ANGLES directions and, in each, positions OFFSET_STEP_M apart in every gap between buildings
+that leaves both sides in range; the pieces' Polsby–Popper values are computed by arithmetic on the outline for
+all of them at once (`_clipped_roundness`), and only the chosen cut is made with GEOS and checked again.
 """
 
 from __future__ import annotations
@@ -93,6 +98,38 @@ def round_out(
             for other in sorted(neighbours.get(key, ())):
                 pair = (key, other) if key < other else (other, key)
                 offer(*pair)
+    made += _even_out(by_key, buildings, neighbours, frame, options, barriers, estates, bar)
+    return made
+
+
+def _even_out(by_key, buildings, neighbours, frame, options, barriers, estates, bar) -> list[tuple[str, str]]:
+    """Re-cut a sliver-thin piece (below EVEN_BELOW, typically half of a grid split along a row of its buildings)
+    with the mutable neighbour whose straight re-cut makes the less round of the two roundest, the thinnest piece
+    first, while one can be made EVEN_STEP rounder; no piece at the bar is lost."""
+    made: list[tuple[str, str]] = []
+    tried: set[tuple] = set()
+    for _ in range(len(by_key)):
+        thin = sorted((p for p in by_key.values() if p.mutable and p.pp < EVEN_BELOW), key=lambda p: (p.pp, p.key))
+        chosen = None
+        for piece in thin:
+            for other in sorted(neighbours.get(piece.key, ())):
+                partner = by_key[other]
+                state = (piece.key, other, piece.pp, partner.pp)
+                if not partner.mutable or state in tried:
+                    continue
+                tried.add(state)
+                found = lifting_cut(piece, partner, buildings, frame, options, barriers, estates, bar, even=True)
+                if found is not None and (chosen is None or min(found[3]) > min(chosen[1][3])):
+                    chosen = ((piece.key, other), found)
+            if chosen is not None:
+                break
+        if chosen is None:
+            return made
+        (a, b), (_, _, cut, after) = chosen
+        for key, geometry, members, value in zip((a, b), cut.pieces, cut.members, after, strict=True):
+            by_key[key].geometry, by_key[key].members, by_key[key].pp = geometry, sorted(members), value
+        made.append((a, b))
+        _update_neighbours(neighbours, by_key, a, b, frame)
     return made
 
 
@@ -124,11 +161,15 @@ OFFSET_STEP_M = 2.0  # spacing of the cut positions tried within one gap between
 MAX_PER_GAP = 16
 MAX_DROP = 0.1  # how much less round than it was a piece below the bar may become to lift its partner
 MARGIN = 1e-4  # a piece counts as lifted only this far above the bar (frames differ in the last digits)
+EVEN_BELOW = 0.5  # a piece less round than this (a 4:1 rectangle is 0.50) is evened out with a neighbour
+EVEN_STEP = 0.05  # … when a straight re-cut makes the less round of the two this much rounder at least
 
 
-def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers, estates, bar):
+def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers, estates, bar, *, even=False):
     """Return (gained, households moved, the cut, the pieces' Polsby–Popper) of the straight re-cut of two pieces
-    that lifts most of them to the bar (then moves fewest households); None when no allowed cut lifts one."""
+    that lifts most of them to the bar (then moves fewest households); None when no allowed cut lifts one.
+    With `even`, the cut instead that makes the less round of the two roundest, lifting it by EVEN_STEP at least
+    and losing no piece at the bar."""
     parts = [shapely.get_parts(p.geometry) for p in (first, second)]
     if any(len(p) != 1 for p in parts):
         return None
@@ -159,11 +200,16 @@ def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers
     single, pp_low, pp_high = _clipped_roundness(np.array(metric.exterior.coords), angle, offset)
     pp_a, pp_b = np.where(a_below, pp_low, pp_high), np.where(a_below, pp_high, pp_low)
     gained = (pp_a >= bar + MARGIN).astype(int) + (pp_b >= bar + MARGIN) - before
-    ok = single & (pp_a >= floors[0]) & (pp_b >= floors[1]) & (gained > 0)
+    least = min(first.pp, second.pp) + EVEN_STEP
+    if even:
+        ok = single & (np.minimum(pp_a, pp_b) >= least) & (gained >= 0)
+        order = np.lexsort((moved, -np.round(np.minimum(pp_a, pp_b), 2)))
+    else:
+        ok = single & (pp_a >= floors[0]) & (pp_b >= floors[1]) & (gained > 0)
+        order = np.lexsort((-np.minimum(pp_a, pp_b), moved, -gained))
     if not ok.any():
         return None
     reach = float(np.hypot(*(np.array(metric.bounds).reshape(2, 2))).max()) * 2 + 100.0
-    order = np.lexsort((-np.minimum(pp_a, pp_b), moved, -gained))
     for k in order[ok[order]][:6]:
         normal = np.array([np.cos(angle[k]), np.sin(angle[k])])
         if shift._cuts_a_footprint(buildings, positions, frame, origin, normal, offset[k], reach):
@@ -173,7 +219,9 @@ def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers
             continue
         after = [roundness(p) for p in pieces]
         now = sum(v >= bar for v in after) - before
-        if now <= 0 or after[0] < floors[0] or after[1] < floors[1]:
+        if even and (now < 0 or min(after) < least):
+            continue
+        if not even and (now <= 0 or after[0] < floors[0] or after[1] < floors[1]):
             continue
         side = ((xy @ normal) < offset[k]) == bool(a_below[k])
         members = ([positions[i] for i in np.flatnonzero(side)], [positions[i] for i in np.flatnonzero(~side)])
