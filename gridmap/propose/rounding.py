@@ -150,11 +150,6 @@ def _update_neighbours(neighbours, by_key, a: str, b: str, frame) -> None:
                 neighbours.get(other, set()).discard(key)
 
 
-def mutable_kept(pp: float, bar: float | None) -> bool:
-    """Whether a kept grid (in range, whole) may be re-cut: only when it is below the bar."""
-    return bar is not None and pp < bar
-
-
 # ---- the search for one pair -----------------------------------------------------------------------------------
 ANGLES = 120  # directions of the cut tried, evenly over half a turn
 OFFSET_STEP_M = 2.0  # spacing of the cut positions tried within one gap between buildings
