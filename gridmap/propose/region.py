@@ -137,13 +137,14 @@ def plan_community(
         plan.grids += solution.grids
         plan.exceptions += solution.exceptions
     if options.keep_good and getattr(options, "rounding", True) and round_bar is not None:
-        _round_out(plan, grids, buildings, frame, options, barriers, round_bar)
+        _round_out(plan, grids, buildings, shapes, frame, options, barriers, round_bar)
     plan.kept.sort()
     return plan
 
 
-def _round_out(plan: CommunityPlan, grids: list[dict], buildings, frame, options, barriers, bar: float) -> None:
-    """Lift grids below the bar to it by straight re-cuts of pairs that may change (see `rounding`)."""
+def _round_out(plan: CommunityPlan, grids: list[dict], buildings, shapes, frame, options, barriers, bar: float) -> None:
+    """Lift grids below the bar to it by straight re-cuts of pairs that may change (see `rounding`); shapes: the
+    old grids' Polsby–Popper values."""
     by_code = {g["code"]: g for g in grids}
     members: dict[str | None, list[int]] = defaultdict(list)
     for i, b in enumerate(buildings):
@@ -151,7 +152,7 @@ def _round_out(plan: CommunityPlan, grids: list[dict], buildings, frame, options
     pieces = []
     for code in plan.kept:
         grid = by_code[code]
-        value = rounding.roundness(grid["geometry"])
+        value = shapes[code]
         mutable = grid.get("kind") != DEDICATED and value < bar
         pieces.append(rounding.Piece(code, grid["geometry"], members.get(code, []), mutable, False, value))
     for number, grid in enumerate(plan.grids):

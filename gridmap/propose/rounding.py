@@ -43,7 +43,7 @@ class Piece:
     members: list[int]  # positions in the community's building list
     mutable: bool
     new: bool
-    pp: float = 0.0
+    pp: float | None = None  # its Polsby–Popper, when the caller has it already
 
 
 def roundness(geometry) -> float:
@@ -64,7 +64,8 @@ def round_out(
     the pairs re-cut (keys), in the order they were made."""
     by_key = {p.key: p for p in pieces}
     for p in pieces:
-        p.pp = roundness(p.geometry)
+        if p.pp is None:
+            p.pp = roundness(p.geometry)
     estates = shift._estates_within_max(buildings, options)
     version = dict.fromkeys(by_key, 0)
     heap: list[tuple] = []
@@ -88,12 +89,10 @@ def round_out(
         _, _, a, b, va, vb, cut, after = heapq.heappop(heap)
         if version[a] != va or version[b] != vb:
             continue
-        for key, geometry, members, value in zip((a, b), cut.pieces, cut.members, after, strict=True):
-            piece = by_key[key]
-            piece.geometry, piece.members, piece.pp = geometry, sorted(members), value
-            version[key] += 1
+        _apply(by_key, neighbours, a, b, cut, after, frame)
+        version[a] += 1
+        version[b] += 1
         made.append((a, b))
-        _update_neighbours(neighbours, by_key, a, b, frame)
         for key in (a, b):
             for other in sorted(neighbours.get(key, ())):
                 pair = (key, other) if key < other else (other, key)
@@ -126,11 +125,16 @@ def _even_out(by_key, buildings, neighbours, frame, options, barriers, estates, 
         if chosen is None:
             return made
         (a, b), (_, _, cut, after) = chosen
-        for key, geometry, members, value in zip((a, b), cut.pieces, cut.members, after, strict=True):
-            by_key[key].geometry, by_key[key].members, by_key[key].pp = geometry, sorted(members), value
+        _apply(by_key, neighbours, a, b, cut, after, frame)
         made.append((a, b))
-        _update_neighbours(neighbours, by_key, a, b, frame)
     return made
+
+
+def _apply(by_key, neighbours, a: str, b: str, cut, after, frame) -> None:
+    """Make a re-cut: the two pieces take their new outlines, buildings and Polsby–Popper values."""
+    for key, geometry, members, value in zip((a, b), cut.pieces, cut.members, after, strict=True):
+        by_key[key].geometry, by_key[key].members, by_key[key].pp = geometry, sorted(members), value
+    _update_neighbours(neighbours, by_key, a, b, frame)
 
 
 def _update_neighbours(neighbours, by_key, a: str, b: str, frame) -> None:
@@ -165,31 +169,18 @@ def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers
     that lifts most of them to the bar (then moves fewest households); None when no allowed cut lifts one.
     With `even`, the cut instead that makes the less round of the two roundest, lifting it by EVEN_STEP at least
     and losing no piece at the bar."""
-    parts = [shapely.get_parts(p.geometry) for p in (first, second)]
-    if any(len(p) != 1 for p in parts):
+    pair = shift.pair_of(
+        (first.geometry, second.geometry), (first.members, second.members), buildings, frame, barriers, estates
+    )
+    if pair is None:
         return None
-    a, b = parts[0][0], parts[1][0]
-    union = shapely.union_all([a, b])
-    if union.geom_type != "Polygon" or any(line.intersects(union) for line in barriers):
-        return None
-    if abs(union.area - a.area - b.area) > union.area * shift.TILING_TOLERANCE:
-        return None  # the overlay moved the outline (see shift.best_cut): no cut of it tiles the community
-    positions = [*first.members, *second.members]
-    if not positions:
-        return None
-    metric = frame.to_metric(union)
-    origin = np.array(metric.centroid.coords[0])
-    metric = shapely.transform(metric, lambda xy: xy - origin)
-    xy = frame.metric(np.array([(buildings[i]["lon"], buildings[i]["lat"]) for i in positions])) - origin
-    households = np.array([buildings[i]["households"] for i in positions], dtype=float)
-    was_a = np.arange(len(positions)) < len(first.members)
-    estate_ids = shift._estate_ids([buildings[i].get("estate") for i in positions], estates)
+    union, metric, origin, positions, xy = pair.union, pair.metric, pair.origin, pair.positions, pair.xy
     before = (first.pp >= bar) + (second.pp >= bar)
     floors = np.array([_floor(first.pp, bar), _floor(second.pp, bar)])
     floors = np.maximum(floors, options.compact_min)
     if len(metric.interiors):
         return None  # a pair around a third grid: no straight cut keeps the third one's outline
-    angle, offset, a_below, moved = _candidates(metric, xy, households, was_a, estate_ids, options)
+    angle, offset, a_below, moved = _candidates(metric, xy, pair.households, pair.was_a, pair.estates, options)
     if not len(angle):
         return None
     single, pp_low, pp_high = _clipped_roundness(np.array(metric.exterior.coords), angle, offset)
@@ -204,7 +195,7 @@ def lifting_cut(first: Piece, second: Piece, buildings, frame, options, barriers
         order = np.lexsort((-np.minimum(pp_a, pp_b), moved, -gained))
     if not ok.any():
         return None
-    reach = float(np.hypot(*(np.array(metric.bounds).reshape(2, 2))).max()) * 2 + 100.0
+    reach = pair.reach
     for k in order[ok[order]][:6]:
         normal = np.array([np.cos(angle[k]), np.sin(angle[k])])
         if shift._cuts_a_footprint(buildings, positions, frame, origin, normal, offset[k], reach):

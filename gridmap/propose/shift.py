@@ -158,31 +158,15 @@ def best_cut(
 ) -> Shift | None:
     """Return the best straight re-cut of two touching grids (lon/lat polygons) holding the buildings `members`
     (positions), or None when no allowed cut brings both into range."""
-    parts = [shapely.get_parts(g) for g in geometries]
-    if any(len(p) != 1 for p in parts):
-        return None
-    a, b = parts[0][0], parts[1][0]  # a stored grid is often a MultiPolygon of one part
-    union = shapely.union_all([a, b])
-    if union.geom_type != "Polygon" or any(line.intersects(union) for line in barriers):
-        return None
-    if abs(union.area - a.area - b.area) > union.area * TILING_TOLERANCE:
-        # The overlay snapped a nearly collinear vertex of the outline (seen: a gap of ~0.06 m² by the kept
-        # neighbour that still has it): pieces cut from this union would not tile the community exactly.
-        return None
-    positions = [*members[0], *members[1]]
-    if not positions:
-        return None
     if estates is None:
         estates = _estates_within_max(buildings, options)
-    metric = frame.to_metric(union)
-    origin = np.array(metric.centroid.coords[0])
-    metric = shapely.transform(metric, lambda xy: xy - origin)
-    xy = frame.metric(np.array([(buildings[i]["lon"], buildings[i]["lat"]) for i in positions])) - origin
-    households = np.array([buildings[i]["households"] for i in positions], dtype=float)
-    was_a = np.array([True] * len(members[0]) + [False] * len(members[1]))
-    estate_ids = _estate_ids([buildings[i].get("estate") for i in positions], estates)
+    pair = pair_of(geometries, members, buildings, frame, barriers, estates)
+    if pair is None:
+        return None
+    a, b, union, metric, origin = pair.a, pair.b, pair.union, pair.metric, pair.origin
+    positions, xy, households, was_a, estate_ids = pair.positions, pair.xy, pair.households, pair.was_a, pair.estates
     low, high = options.households_min, options.households_max
-    reach = float(np.hypot(*(np.array(metric.bounds).reshape(2, 2))).max()) * 2 + 100.0
+    reach = pair.reach
     # A piece may come out a little less round than its grid was, never much (nor much below the bar).
     before = [_pp(frame.to_metric(g)) for g in (a, b)]
     floors = [floor(v, bar) for v in before]
@@ -235,6 +219,64 @@ def best_cut(
         chosen = ([positions[k] for k in np.flatnonzero(side_a)], [positions[k] for k in np.flatnonzero(~side_a)])
         return Shift(codes=tuple(codes), pieces=pieces, members=chosen, moved=moved, score=score)
     return None
+
+
+@dataclass
+class Pair:
+    """Two touching grids ready to be re-cut: their union, in lon/lat and in metres around its centroid
+    (`origin`), and their buildings (positions, metres, households, whether in the first grid, estate ids)."""
+
+    a: shapely.Geometry
+    b: shapely.Geometry
+    union: shapely.Geometry
+    metric: shapely.Geometry
+    origin: np.ndarray
+    positions: list[int]
+    xy: np.ndarray
+    households: np.ndarray
+    was_a: np.ndarray
+    estates: np.ndarray
+
+    @property
+    def reach(self) -> float:
+        """A length beyond the union's extent, for lines that must cross all of it."""
+        return float(np.hypot(*(np.array(self.metric.bounds).reshape(2, 2))).max()) * 2 + 100.0
+
+
+def pair_of(geometries, members, buildings, frame, barriers, estates: set[str]) -> Pair | None:
+    """Return the pair of grids (lon/lat polygons holding the buildings `members`) as a straight re-cut sees it,
+    or None when no re-cut of it may be made: a grid in pieces, a union not one polygon, a barrier across it, an
+    outline the union does not keep, no buildings."""
+    parts = [shapely.get_parts(g) for g in geometries]
+    if any(len(p) != 1 for p in parts):
+        return None
+    a, b = parts[0][0], parts[1][0]  # a stored grid is often a MultiPolygon of one part
+    union = shapely.union_all([a, b])
+    if union.geom_type != "Polygon" or any(line.intersects(union) for line in barriers):
+        return None
+    if abs(union.area - a.area - b.area) > union.area * TILING_TOLERANCE:
+        # The overlay snapped a nearly collinear vertex of the outline (seen: a gap of ~0.06 m² by the kept
+        # neighbour that still has it): pieces cut from this union would not tile the community exactly.
+        return None
+    positions = [*members[0], *members[1]]
+    if not positions:
+        return None
+    metric = frame.to_metric(union)
+    origin = np.array(metric.centroid.coords[0])
+    metric = shapely.transform(metric, lambda xy: xy - origin)
+    xy = frame.metric(np.array([(buildings[i]["lon"], buildings[i]["lat"]) for i in positions])) - origin
+    return Pair(
+        a=a,
+        b=b,
+        union=union,
+        metric=metric,
+        origin=origin,
+        positions=positions,
+        xy=xy,
+        households=np.array([buildings[i]["households"] for i in positions], dtype=float),
+        was_a=np.arange(len(positions)) < len(members[0]),
+        estates=_estate_ids([buildings[i].get("estate") for i in positions], estates),
+    )
 
 
 def _pp(metric) -> float:
