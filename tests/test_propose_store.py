@@ -130,6 +130,9 @@ def test_the_http_api_proposes_for_planners_only(loaded, live_server, database_u
     status, report = post("/api/editions/plan-b/propose", {"community": COMMUNITY_CODE, "seed": 1})
     assert status == 200 and report["figures"]["out_of_range"]["after"] == 0
     assert report["options"]["seed"] == 1 and report["options"]["keep_good"] is True
+    assert report["options"]["rounding"] is True
+    status, report = post("/api/editions/plan-b/propose", {"community": COMMUNITY_CODE, "rounding": False})
+    assert status == 200 and report["options"]["rounding"] is False
     assert post("/api/editions/plan-b/propose", {"community": COMMUNITY_CODE}, who="viewer")[0] == 403
     status, answer = post("/api/editions/main/propose", {"community": COMMUNITY_CODE})
     assert status == 409 and "not a draft" in answer["error"]
@@ -141,6 +144,7 @@ def test_the_http_api_proposes_for_planners_only(loaded, live_server, database_u
         ({"community": COMMUNITY_CODE, "street": "120104001"}, 400, "exactly one of"),
         ({"community": "999"}, 422, "no community '999'"),
         ({"all": "yes"}, 400, "all must be true or false"),
+        ({"all": True, "rounding": "yes"}, 400, "rounding must be true or false"),
         ({"all": True, "seed": -1}, 400, "seed must be a whole number"),
         ({"all": True, "barriers": {"type": "Point", "coordinates": [117.1, 39.1]}}, 400, "barriers are lines"),
         ({"all": True, "colour": "red"}, 400, "unknown field(s) colour"),

@@ -463,6 +463,7 @@ def report(proposal: Proposal, *, edition: str, base: str) -> dict:
             "max": proposal.options.households_max,
             "target": proposal.options.target,
             "keep_good": proposal.options.keep_good,
+            "rounding": proposal.options.keep_good and proposal.options.rounding,
             "seed": proposal.options.seed,
             "method": proposal.options.method,
         },
@@ -500,6 +501,7 @@ def summary_lines(result: dict) -> list[str]:
     lines = [
         f"proposal written into draft {result['edition']!r} (from {result['from']!r}), households "
         f"{o['min']}–{o['max']} (target {o['target']:g}), keep-good {'on' if o['keep_good'] else 'off'}, "
+        f"rounding {'on' if o.get('rounding') else 'off'}, "
         f"seed {o['seed']}, method {o['method']}",
     ]
     redrawn = sum(len(c["redrawn"]) for c in result["communities"])
